@@ -1,0 +1,397 @@
+//! The `Origin` check: an allow-list of `scheme://host[:port]` entries (with `*.` wildcards),
+//! `any`, or, by default, same-origin against the request's `Host`.
+//!
+//! Everything is compared in canonical form: scheme and host lower-cased, and a port that is
+//! the scheme's default (80 for http, 443 for https) treated as no port.
+
+use std::fmt;
+
+/// One parsed origin, from a request header or an allow-list entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    scheme: String,
+    host: Host,
+    /// `None` when absent or equal to the scheme's default port.
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Host {
+    Exact(String),
+    /// `*.example.com`, stored as `.example.com`: matches one or more labels in front of it.
+    AnySubdomainOf(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginError {
+    NoScheme,
+    BadScheme,
+    BadHost,
+    BadPort,
+    HasPath,
+    WildcardNotAllowed,
+    AnyNotAlone,
+}
+
+impl fmt::Display for OriginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OriginError::NoScheme => "it must look like scheme://host[:port]",
+            OriginError::BadScheme => "the scheme is invalid",
+            OriginError::BadHost => "the host is invalid",
+            OriginError::BadPort => "the port must be a number from 1 to 65535",
+            OriginError::HasPath => "an origin has no path, query or user part",
+            OriginError::WildcardNotAllowed => "a wildcard is only allowed as a leading \"*.\"",
+            OriginError::AnyNotAlone => "\"any\" cannot be combined with other origins",
+        })
+    }
+}
+
+impl Origin {
+    /// Parses a request's `Origin` header value. `null` and anything unusual are errors.
+    pub fn parse(value: &[u8]) -> Result<Origin, OriginError> {
+        parse(value, false)
+    }
+
+    /// Parses one `wcs_token_auth_origins` entry, where `scheme://*.domain[:port]` is allowed.
+    pub fn parse_pattern(value: &[u8]) -> Result<Origin, OriginError> {
+        parse(value, true)
+    }
+
+    /// Does the request origin `other` match this allow-list entry?
+    pub fn matches(&self, other: &Origin) -> bool {
+        let Host::Exact(host) = &other.host else {
+            return false;
+        };
+        self.scheme == other.scheme
+            && self.port == other.port
+            && match &self.host {
+                Host::Exact(h) => h == host,
+                Host::AnySubdomainOf(suffix) => {
+                    host.len() > suffix.len() && host.ends_with(suffix.as_str())
+                }
+            }
+    }
+
+    /// Same-origin test against a `Host` header: host and port only, with 80 and 443 dropped
+    /// on both sides.
+    pub fn same_host(&self, host_header: &[u8]) -> bool {
+        let Host::Exact(host) = &self.host else {
+            return false;
+        };
+        let Ok((other_host, other_port)) = split_host_port(host_header) else {
+            return false;
+        };
+        let drop_default = |p: Option<u16>| p.filter(|p| *p != 80 && *p != 443);
+        host.as_bytes().eq_ignore_ascii_case(other_host)
+            && drop_default(self.port.or(default_port(&self.scheme))) == drop_default(other_port)
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    }
+}
+
+fn parse(value: &[u8], allow_wildcard: bool) -> Result<Origin, OriginError> {
+    let sep = find(value, b"://").ok_or(OriginError::NoScheme)?;
+    let scheme = &value[..sep];
+    let valid_scheme = matches!(scheme.first(), Some(b) if b.is_ascii_alphabetic())
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !valid_scheme {
+        return Err(OriginError::BadScheme);
+    }
+    let scheme = String::from_utf8_lossy(scheme).to_ascii_lowercase();
+
+    let rest = &value[sep + 3..];
+    if rest.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@')) {
+        return Err(OriginError::HasPath);
+    }
+    let (host, port) = split_host_port(rest)?;
+    let port = port.filter(|p| Some(*p) != default_port(&scheme));
+
+    let host = match host.strip_prefix(b"*.") {
+        Some(domain) if allow_wildcard => {
+            check_dns_name(domain)?;
+            Host::AnySubdomainOf(format!(".{}", lower(domain)))
+        }
+        _ if host.contains(&b'*') => return Err(OriginError::WildcardNotAllowed),
+        _ if host.starts_with(b"[") => Host::Exact(lower(host)),
+        _ => {
+            check_dns_name(host)?;
+            Host::Exact(lower(host))
+        }
+    };
+    Ok(Origin { scheme, host, port })
+}
+
+/// Splits `host[:port]` where host may be a bracketed IPv6 literal.
+fn split_host_port(s: &[u8]) -> Result<(&[u8], Option<u16>), OriginError> {
+    let (host, port) = if s.starts_with(b"[") {
+        let close = s
+            .iter()
+            .position(|&b| b == b']')
+            .ok_or(OriginError::BadHost)?;
+        let inner = &s[1..close];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(OriginError::BadHost);
+        }
+        match &s[close + 1..] {
+            [] => (&s[..=close], None),
+            [b':', port @ ..] => (&s[..=close], Some(port)),
+            _ => return Err(OriginError::BadHost),
+        }
+    } else {
+        match s.iter().position(|&b| b == b':') {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(OriginError::BadHost);
+    }
+    let port = port.map(parse_port).transpose()?;
+    Ok((host, port))
+}
+
+fn parse_port(s: &[u8]) -> Result<u16, OriginError> {
+    if s.is_empty() || s.len() > 5 || !s.iter().all(u8::is_ascii_digit) {
+        return Err(OriginError::BadPort);
+    }
+    let n = s.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    match u16::try_from(n) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(OriginError::BadPort),
+    }
+}
+
+/// Dot-separated non-empty labels of letters, digits, `-` and `_`.
+fn check_dns_name(name: &[u8]) -> Result<(), OriginError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split(|&b| b == b'.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else if name.contains(&b'*') {
+        Err(OriginError::WildcardNotAllowed)
+    } else {
+        Err(OriginError::BadHost)
+    }
+}
+
+fn lower(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).to_ascii_lowercase()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// What `wcs_token_auth_origins` allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// Unset: the Origin must name the host the request was sent to.
+    #[default]
+    SameOrigin,
+    /// `any`: no check.
+    Any,
+    AllowList(Vec<Origin>),
+}
+
+/// The request's `Origin` header(s), as the shell found them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginHeader<'a> {
+    Absent,
+    One(&'a [u8]),
+    /// More than one `Origin` header: a browser never sends that, so it is refused.
+    Several,
+}
+
+impl OriginPolicy {
+    /// Builds the policy from the directive's arguments.
+    pub fn from_args<'a, I>(args: I) -> Result<OriginPolicy, (&'a [u8], OriginError)>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let args: Vec<&[u8]> = args.into_iter().collect();
+        if args == [b"any"] {
+            return Ok(OriginPolicy::Any);
+        }
+        args.iter()
+            .map(|a| {
+                if *a == b"any" {
+                    Err((*a, OriginError::AnyNotAlone))
+                } else {
+                    Origin::parse_pattern(a).map_err(|e| (*a, e))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(OriginPolicy::AllowList)
+    }
+
+    /// Does this request pass the Origin rules?
+    pub fn allows(&self, origin: OriginHeader<'_>, host: Option<&[u8]>, require: bool) -> bool {
+        let value = match origin {
+            OriginHeader::Absent => return !require,
+            OriginHeader::Several => return matches!(self, OriginPolicy::Any) && !require,
+            OriginHeader::One(value) => value,
+        };
+        if let OriginPolicy::Any = self {
+            return true;
+        }
+        let Ok(origin) = Origin::parse(value) else {
+            return false;
+        };
+        match self {
+            OriginPolicy::Any => true,
+            OriginPolicy::SameOrigin => host.is_some_and(|h| origin.same_host(h)),
+            OriginPolicy::AllowList(list) => list.iter().any(|p| p.matches(&origin)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: &[&str]) -> OriginPolicy {
+        OriginPolicy::from_args(entries.iter().map(|s| s.as_bytes())).unwrap()
+    }
+
+    fn allows(policy: &OriginPolicy, origin: &str) -> bool {
+        policy.allows(
+            OriginHeader::One(origin.as_bytes()),
+            Some(b"wcs.example.com"),
+            false,
+        )
+    }
+
+    #[test]
+    fn exact_entry_compares_scheme_and_host_case_insensitively() {
+        let p = list(&["https://App.Example.com"]);
+        assert!(allows(&p, "https://app.example.com"));
+        assert!(allows(&p, "HTTPS://APP.EXAMPLE.COM"));
+        assert!(!allows(&p, "http://app.example.com"));
+        assert!(!allows(&p, "https://app.example.com.evil.net"));
+        assert!(!allows(&p, "https://evilapp.example.com"));
+    }
+
+    #[test]
+    fn default_port_equals_no_port() {
+        let p = list(&["https://a.example.com", "http://b.example.com:80"]);
+        assert!(allows(&p, "https://a.example.com:443"));
+        assert!(allows(&p, "http://b.example.com"));
+        assert!(!allows(&p, "https://a.example.com:8443"));
+        let p = list(&["https://a.example.com:8443"]);
+        assert!(allows(&p, "https://a.example.com:8443"));
+        assert!(!allows(&p, "https://a.example.com"));
+    }
+
+    #[test]
+    fn wildcard_matches_whole_labels_only_and_never_the_bare_domain() {
+        let p = list(&["https://*.example.com"]);
+        assert!(allows(&p, "https://a.example.com"));
+        assert!(allows(&p, "https://a.b.example.com"));
+        assert!(!allows(&p, "https://example.com"));
+        assert!(!allows(&p, "https://badexample.com"));
+        assert!(!allows(&p, "https://a.example.com.evil.net"));
+        assert!(!allows(&p, "http://a.example.com"));
+        assert!(!allows(&p, "https://a.example.com:8443"));
+    }
+
+    #[test]
+    fn null_and_garbage_never_match() {
+        let p = list(&["https://a.example.com"]);
+        for bad in [
+            "null",
+            "",
+            "https://",
+            "a.example.com",
+            "https://a.example.com/",
+            "https://*.example.com",
+        ] {
+            assert!(!allows(&p, bad), "{bad}");
+        }
+        assert!(!p.allows(OriginHeader::One(b"\xff\x00"), None, false));
+    }
+
+    #[test]
+    fn same_origin_compares_with_host_header() {
+        let p = OriginPolicy::SameOrigin;
+        let same =
+            |o: &str, h: &str| p.allows(OriginHeader::One(o.as_bytes()), Some(h.as_bytes()), false);
+        assert!(same("https://wcs.example.com", "wcs.example.com"));
+        assert!(same("https://WCS.example.com:443", "wcs.EXAMPLE.com"));
+        assert!(same("https://wcs.example.com", "wcs.example.com:443"));
+        assert!(same("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same("http://[::1]:8080", "[::1]:8080"));
+        assert!(!same("https://evil.com", "wcs.example.com"));
+        assert!(!same("https://wcs.example.com:8443", "wcs.example.com"));
+        assert!(!same("http://127.0.0.1:8080", "127.0.0.1:8081"));
+        assert!(!same("null", "wcs.example.com"));
+        assert!(!p.allows(OriginHeader::One(b"https://wcs.example.com"), None, false));
+    }
+
+    #[test]
+    fn missing_origin_passes_unless_required() {
+        for p in [
+            OriginPolicy::SameOrigin,
+            OriginPolicy::Any,
+            list(&["https://a.com"]),
+        ] {
+            assert!(p.allows(OriginHeader::Absent, None, false));
+            assert!(!p.allows(OriginHeader::Absent, None, true));
+        }
+    }
+
+    #[test]
+    fn several_origin_headers_are_refused_unless_any() {
+        assert!(!list(&["https://a.com"]).allows(OriginHeader::Several, None, false));
+        assert!(!OriginPolicy::SameOrigin.allows(OriginHeader::Several, Some(b"a.com"), false));
+        assert!(OriginPolicy::Any.allows(OriginHeader::Several, None, false));
+    }
+
+    #[test]
+    fn any_allows_everything() {
+        assert!(allows(&OriginPolicy::Any, "null"));
+        assert!(allows(&OriginPolicy::Any, "https://evil.com"));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_a_reason() {
+        let err = |s: &str| OriginPolicy::from_args([s.as_bytes()]).unwrap_err().1;
+        assert_eq!(err("https://a.com/path"), OriginError::HasPath);
+        assert_eq!(err("https://a.com/"), OriginError::HasPath);
+        assert_eq!(err("https://user@a.com"), OriginError::HasPath);
+        assert_eq!(err("https://a.com:65536"), OriginError::BadPort);
+        assert_eq!(err("https://a.com:0"), OriginError::BadPort);
+        assert_eq!(err("https://a.com:"), OriginError::BadPort);
+        assert_eq!(err("https://a.com:8x"), OriginError::BadPort);
+        assert_eq!(err("a.com"), OriginError::NoScheme);
+        assert_eq!(err("null"), OriginError::NoScheme);
+        assert_eq!(err("1http://a.com"), OriginError::BadScheme);
+        assert_eq!(err("https://a..com"), OriginError::BadHost);
+        assert_eq!(err("https://*.*.com"), OriginError::WildcardNotAllowed);
+        assert_eq!(err("https://a.*.com"), OriginError::WildcardNotAllowed);
+        assert_eq!(err("https://*"), OriginError::WildcardNotAllowed);
+        assert_eq!(err("https://*example.com"), OriginError::WildcardNotAllowed);
+        let mixed = OriginPolicy::from_args([&b"any"[..], b"https://a.com"]).unwrap_err();
+        assert_eq!(mixed, (&b"any"[..], OriginError::AnyNotAlone));
+        assert!(OriginPolicy::from_args([&b"https://a.com:65535"[..]]).is_ok());
+    }
+}
