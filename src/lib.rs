@@ -1,1 +1,104 @@
+//! `ngx_http_wcs_token_auth_module`: lets a WebSocket upgrade through to Flashphoner WCS only
+//! when its cookie names a token file, its `Origin` is allowed, and then tells WCS the real
+//! client address.
+//!
+//! # A request's path through the code
+//!
+//! ```text
+//! nginx access phase
+//!   └─ handler::access_handler                 (src/handler.rs, the only per-request entry)
+//!        ├─ location off?  → NGX_DECLINED, $wcs_token_auth_status stays empty
+//!        ├─ client_ip::replace                 (src/client_ip.rs: drop client copies, add ours)
+//!        ├─ headers::find / headers::values    (src/headers.rs: Origin, Host, Cookie as bytes)
+//!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust)
+//!        │    ├─ origin::OriginPolicy::allows  (core/src/origin.rs)
+//!        │    ├─ cookie::find, token::parse    (core/src/cookie.rs, core/src/token.rs)
+//!        │    ├─ cache::TokenCache::get        (core/src/cache.rs, per worker)
+//!        │    └─ store::lookup                 (core/src/store.rs: openat + fstatat, no symlinks)
+//!        ├─ variables::set_status              (src/variables.rs: $wcs_token_auth_status)
+//!        └─ NGX_OK, or one log line and 403 / 500
+//! ```
+//!
+//! Configuration is parsed in `src/conf.rs` (directive table, setters, merge), whose setters
+//! only convert nginx strings to bytes and call the parsers in `core/src/directive.rs` and
+//! `core/src/origin.rs`. This file only declares the module and wires its hooks.
 
+use core::ptr;
+
+use ngx::core::Status;
+use ngx::ffi::{
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_int_t, ngx_module_t, NGX_HTTP_MODULE,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+
+mod client_ip;
+mod conf;
+mod handler;
+mod headers;
+mod variables;
+
+pub(crate) struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: nginx writes the module's indices before any hook runs; afterwards the static
+        // is only read.
+        unsafe { &*ptr::addr_of!(ngx_http_wcs_token_auth_module) }
+    }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        variables::register(cf)
+    }
+
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: nginx passes a valid conf whose ctx is the http block's.
+        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(unsafe { &*cf }) else {
+            return Status::NGX_ERROR.into();
+        };
+        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize];
+        // SAFETY: the phase's handler array is an initialised ngx_array_t of handler pointers.
+        let h = unsafe { ngx_array_push(&mut phase.handlers) }.cast::<ngx_http_handler_pt>();
+        if h.is_null() {
+            return Status::NGX_ERROR.into();
+        }
+        // SAFETY: ngx_array_push returned room for one element of the array's type.
+        unsafe { *h = Some(handler::access_handler) };
+        Status::NGX_OK.into()
+    }
+}
+
+// SAFETY: create_main_conf allocates a `conf::MainConf` for this module's main_conf slot.
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = conf::MainConf;
+}
+
+// SAFETY: create_loc_conf allocates a `conf::LocConf` for this module's loc_conf slot.
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = conf::LocConf;
+}
+
+static NGX_HTTP_WCS_TOKEN_AUTH_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: Some(Module::preconfiguration),
+    postconfiguration: Some(Module::postconfiguration),
+    create_main_conf: Some(Module::create_main_conf),
+    init_main_conf: Some(conf::init_main_conf),
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(Module::create_loc_conf),
+    merge_loc_conf: Some(Module::merge_loc_conf),
+};
+
+#[cfg(feature = "export-modules")]
+ngx::ngx_modules!(ngx_http_wcs_token_auth_module);
+
+#[used]
+#[allow(non_upper_case_globals)]
+#[cfg_attr(not(feature = "export-modules"), no_mangle)]
+pub static mut ngx_http_wcs_token_auth_module: ngx_module_t = ngx_module_t {
+    ctx: ptr::addr_of!(NGX_HTTP_WCS_TOKEN_AUTH_MODULE_CTX) as _,
+    // The command table is only read, by nginx's configuration parser.
+    commands: ptr::addr_of_mut!(conf::COMMANDS) as *mut _,
+    type_: NGX_HTTP_MODULE as _,
+    ..ngx_module_t::default()
+};

@@ -1,0 +1,66 @@
+//! Reading request headers out of nginx's `ngx_list_t` as plain byte slices.
+
+use core::slice;
+
+use ngx::ffi::{ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
+use wcs_token_auth_core::origin::OriginHeader;
+
+/// Iterates over the elements of a header list, part by part, skipping empty parts.
+#[derive(Clone)]
+pub struct Headers<'a> {
+    part: Option<&'a ngx_list_part_t>,
+    elts: &'a [ngx_table_elt_t],
+}
+
+/// # Safety
+/// `list` must be an initialised list of `ngx_table_elt_t` that outlives the iterator and is
+/// not modified while it is in use.
+pub unsafe fn iter(list: &ngx_list_t) -> Headers<'_> {
+    Headers {
+        part: Some(&list.part),
+        elts: &[],
+    }
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = &'a ngx_table_elt_t;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((first, rest)) = self.elts.split_first() {
+                self.elts = rest;
+                return Some(first);
+            }
+            let part = self.part?;
+            self.elts = if part.nelts == 0 {
+                &[]
+            } else {
+                // SAFETY: a list part holds `nelts` initialised elements at `elts`.
+                unsafe { slice::from_raw_parts(part.elts.cast(), part.nelts) }
+            };
+            // SAFETY: `next` is NULL or points to the next part of the same list.
+            self.part = unsafe { part.next.as_ref() };
+        }
+    }
+}
+
+pub fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
+    h.key.as_bytes().eq_ignore_ascii_case(name)
+}
+
+/// The values of every header called `name` (case-insensitive), in order.
+pub fn values<'a>(headers: Headers<'a>, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    headers
+        .filter(move |h| is_named(h, name))
+        .map(|h| h.value.as_bytes())
+}
+
+/// The `Origin` header(s), distinguishing none, one and several.
+pub fn origin(headers: Headers<'_>) -> OriginHeader<'_> {
+    let mut found = values(headers, b"origin");
+    match (found.next(), found.next()) {
+        (None, _) => OriginHeader::Absent,
+        (Some(v), None) => OriginHeader::One(v),
+        (Some(_), Some(_)) => OriginHeader::Several,
+    }
+}

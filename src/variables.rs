@@ -1,0 +1,74 @@
+//! `$wcs_token_auth_status`: the decision, for `log_format`.
+//!
+//! The handler stores the value straight into `r->variables[index]`, which, unlike module
+//! contexts, survives the internal redirect that `error_page 403` makes, so the access log
+//! still shows why the request was refused.
+
+use ngx::core::Status;
+use ngx::ffi::{
+    ngx_conf_t, ngx_http_add_variable, ngx_http_get_variable_index, ngx_http_request_t,
+    ngx_int_t, ngx_str_t, ngx_uint_t, ngx_variable_value_t,
+};
+use ngx::http::HttpModuleMainConf;
+use ngx::ngx_string;
+use wcs_token_auth_core::auth;
+
+use crate::Module;
+
+/// Declares the variable and remembers its index.
+///
+/// # Safety
+/// `cf` must be the conf nginx passes to `preconfiguration`.
+pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let mut name: ngx_str_t = ngx_string!("wcs_token_auth_status");
+    // SAFETY: cf is valid; nginx copies nothing from `name` it does not own afterwards
+    // (the name is static).
+    unsafe {
+        let var = ngx_http_add_variable(cf, &mut name, 0);
+        if var.is_null() {
+            return Status::NGX_ERROR.into();
+        }
+        (*var).get_handler = Some(get_unset);
+        let index = ngx_http_get_variable_index(cf, &mut name);
+        if index < 0 {
+            return Status::NGX_ERROR.into();
+        }
+        let Some(mcf) = Module::main_conf_mut(&*cf) else {
+            return Status::NGX_ERROR.into();
+        };
+        mcf.status_var = index;
+    }
+    Status::NGX_OK.into()
+}
+
+/// Reached only when the handler did not run for this request: the module is off here.
+unsafe extern "C" fn get_unset(
+    _r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes the request's slot for this variable.
+    unsafe { set(&mut *v, b"") };
+    Status::NGX_OK.into()
+}
+
+/// Records the decision for this request.
+///
+/// # Safety
+/// `r` must be a valid request and `index` the variable's index from [`register`].
+pub unsafe fn set_status(r: *mut ngx_http_request_t, index: ngx_int_t, status: auth::Status) {
+    let Ok(index) = ngx_uint_t::try_from(index) else {
+        return;
+    };
+    // SAFETY: r->variables has one slot per declared variable and index is one of them.
+    unsafe { set(&mut *(*r).variables.add(index), status.as_str().as_bytes()) };
+}
+
+fn set(v: &mut ngx_variable_value_t, value: &'static [u8]) {
+    v.set_len(value.len() as _);
+    v.set_valid(1);
+    v.set_no_cacheable(0);
+    v.set_not_found(0);
+    // nginx never writes through a variable's data pointer.
+    v.data = value.as_ptr().cast_mut();
+}
