@@ -63,7 +63,11 @@ pub unsafe fn replace(r: *mut ngx_http_request_t, header: &HeaderName) -> Result
 ///
 /// # Safety
 /// `list` must be a valid `ngx_table_elt_t` list allocated from `pool`.
-unsafe fn remove_all(list: &mut ngx_list_t, pool: *mut ngx_pool_t, name: &[u8]) -> Result<bool, NoMemory> {
+unsafe fn remove_all(
+    list: &mut ngx_list_t,
+    pool: *mut ngx_pool_t,
+    name: &[u8],
+) -> Result<bool, NoMemory> {
     let head: *mut ngx_list_part_t = &mut list.part;
     let mut fresh_part_needed = false;
     let mut prev: *mut ngx_list_part_t = ptr::null_mut();
@@ -86,7 +90,8 @@ unsafe fn remove_all(list: &mut ngx_list_t, pool: *mut ngx_pool_t, name: &[u8]) 
                     (*part).nelts -= 1;
                     fresh_part_needed |= part == list.last;
                 } else {
-                    let tail = ngx_palloc(pool, size_of::<ngx_list_part_t>()).cast::<ngx_list_part_t>();
+                    let tail =
+                        ngx_palloc(pool, size_of::<ngx_list_part_t>()).cast::<ngx_list_part_t>();
                     if tail.is_null() {
                         return Err(NoMemory);
                     }
@@ -129,7 +134,10 @@ unsafe fn remove_all(list: &mut ngx_list_t, pool: *mut ngx_pool_t, name: &[u8]) 
 ///
 /// # Safety
 /// `list` must be a valid list allocated from `pool`.
-unsafe fn append_part(list: &mut ngx_list_t, pool: *mut ngx_pool_t) -> Result<*mut ngx_table_elt_t, NoMemory> {
+unsafe fn append_part(
+    list: &mut ngx_list_t,
+    pool: *mut ngx_pool_t,
+) -> Result<*mut ngx_table_elt_t, NoMemory> {
     // SAFETY: allocations come from the request pool and are written before use.
     unsafe {
         let capacity = list.nalloc.max(1);

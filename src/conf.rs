@@ -132,7 +132,9 @@ impl Merge for LocConf {
             }
         }
         inherit(&mut self.token_dir, &prev.token_dir, || None);
-        inherit(&mut self.cookie_name, &prev.cookie_name, || DEFAULT_COOKIE.to_vec());
+        inherit(&mut self.cookie_name, &prev.cookie_name, || {
+            DEFAULT_COOKIE.to_vec()
+        });
         inherit(&mut self.origins, &prev.origins, OriginPolicy::default);
         inherit(&mut self.client_ip_header, &prev.client_ip_header, || {
             Some(header_name(DEFAULT_CLIENT_IP_HEADER))
@@ -404,7 +406,14 @@ extern "C" fn set_max_age(
             lcf.max_age_secs = Some(Some(secs));
             NGX_CONF_OK
         }
-        _ => unsafe { invalid(cf, cmd, value, "it must be a time of 1s or more, or \"off\"") },
+        _ => unsafe {
+            invalid(
+                cf,
+                cmd,
+                value,
+                "it must be a time of 1s or more, or \"off\"",
+            )
+        },
     }
 }
 
@@ -447,7 +456,10 @@ extern "C" fn set_cache_size(
             NGX_CONF_OK
         }
         None => unsafe {
-            let why = format!("it must be a number from 1 to {}", directive::MAX_CACHE_SIZE);
+            let why = format!(
+                "it must be a number from 1 to {}",
+                directive::MAX_CACHE_SIZE
+            );
             invalid(cf, cmd, value, &why)
         },
     }
@@ -479,4 +491,3 @@ fn nginx_parses_header(name: &[u8]) -> bool {
     }
     false
 }
-

@@ -42,7 +42,10 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     // SAFETY: the header list and Host pointer are valid and unchanged until we return.
     let (hdrs, host) = unsafe {
         let hin = &(*r).headers_in;
-        (headers::iter(&hin.headers), hin.host.as_ref().map(|h| h.value.as_bytes()))
+        (
+            headers::iter(&hin.headers),
+            hin.host.as_ref().map(|h| h.value.as_bytes()),
+        )
     };
     let origin = headers::origin(hdrs.clone());
     let req = RequestHeaders {
@@ -77,12 +80,22 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
         }
         Outcome::DirError(DirError::Missing(e)) => {
             let path = dir.path.to_bytes().escape_ascii();
-            log_error(log, NGX_LOG_ERR, errno(&e), format_args!("wcs_token_auth: token directory \"{path}\" does not exist"));
+            log_error(
+                log,
+                NGX_LOG_ERR,
+                errno(&e),
+                format_args!("wcs_token_auth: token directory \"{path}\" does not exist"),
+            );
             NGX_HTTP_FORBIDDEN as ngx_int_t
         }
         Outcome::DirError(DirError::Failed(e)) => {
             let path = dir.path.to_bytes().escape_ascii();
-            log_error(log, NGX_LOG_CRIT, errno(&e), format_args!("wcs_token_auth: cannot read token directory \"{path}\""));
+            log_error(
+                log,
+                NGX_LOG_CRIT,
+                errno(&e),
+                format_args!("wcs_token_auth: cannot read token directory \"{path}\""),
+            );
             NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
         }
     }
@@ -108,17 +121,55 @@ fn log_refusal(log: *mut ngx_log_t, status: Status, lcf: &LocConf, origin: Origi
     let cookie = lcf.cookie_name().escape_ascii();
     match status {
         Status::OriginDenied => match origin {
-            OriginHeader::Absent => log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: no Origin header")),
-            OriginHeader::Several => log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: several Origin headers")),
+            OriginHeader::Absent => log_error(
+                log,
+                NGX_LOG_ERR,
+                0,
+                format_args!("wcs_token_auth: no Origin header"),
+            ),
+            OriginHeader::Several => log_error(
+                log,
+                NGX_LOG_ERR,
+                0,
+                format_args!("wcs_token_auth: several Origin headers"),
+            ),
             OriginHeader::One(v) => {
                 let shown = &v[..v.len().min(256)];
-                log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: origin \"{}\" is not allowed", shown.escape_ascii()));
+                log_error(
+                    log,
+                    NGX_LOG_ERR,
+                    0,
+                    format_args!(
+                        "wcs_token_auth: origin \"{}\" is not allowed",
+                        shown.escape_ascii()
+                    ),
+                );
             }
         },
-        Status::NoToken => log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: no token in cookie \"{cookie}\"")),
-        Status::MalformedToken => log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: malformed token in cookie \"{cookie}\"")),
-        Status::UnknownToken => log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: unknown token in cookie \"{cookie}\"")),
-        Status::ExpiredToken => log_error(log, NGX_LOG_ERR, 0, format_args!("wcs_token_auth: expired token in cookie \"{cookie}\"")),
+        Status::NoToken => log_error(
+            log,
+            NGX_LOG_ERR,
+            0,
+            format_args!("wcs_token_auth: no token in cookie \"{cookie}\""),
+        ),
+        Status::MalformedToken => log_error(
+            log,
+            NGX_LOG_ERR,
+            0,
+            format_args!("wcs_token_auth: malformed token in cookie \"{cookie}\""),
+        ),
+        Status::UnknownToken => log_error(
+            log,
+            NGX_LOG_ERR,
+            0,
+            format_args!("wcs_token_auth: unknown token in cookie \"{cookie}\""),
+        ),
+        Status::ExpiredToken => log_error(
+            log,
+            NGX_LOG_ERR,
+            0,
+            format_args!("wcs_token_auth: expired token in cookie \"{cookie}\""),
+        ),
         Status::Allowed | Status::Error => {}
     }
 }

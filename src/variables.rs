@@ -6,8 +6,8 @@
 
 use ngx::core::Status;
 use ngx::ffi::{
-    ngx_conf_t, ngx_http_add_variable, ngx_http_get_variable_index, ngx_http_request_t,
-    ngx_int_t, ngx_str_t, ngx_uint_t, ngx_variable_value_t,
+    ngx_conf_t, ngx_http_add_variable, ngx_http_get_variable_index, ngx_http_request_t, ngx_int_t,
+    ngx_str_t, ngx_uint_t, ngx_variable_value_t,
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_string;

@@ -38,17 +38,44 @@ fn refusals_are_403_with_status_and_one_error_line_without_the_token() {
     fs::write(nginx.prefix.path().join("secret"), "").unwrap();
     let cases: [(&[(&str, &str)], &str, &str); 7] = [
         (&[], "no_token", "no token in cookie \"AUTH\""),
-        (&[("Cookie", "AUTH=")], "no_token", "no token in cookie \"AUTH\""),
-        (&[("Cookie", "auth=good")], "no_token", "no token in cookie \"AUTH\""),
-        (&[("Cookie", "AUTH=wrong-token-value")], "unknown_token", "unknown token in cookie \"AUTH\""),
-        (&[("Cookie", "AUTH=../secret")], "malformed_token", "malformed token in cookie \"AUTH\""),
-        (&[("Cookie", "AUTH=../../../../etc/passwd")], "malformed_token", "malformed token"),
-        (&[("Cookie", "AUTH=.hidden")], "malformed_token", "malformed token"),
+        (
+            &[("Cookie", "AUTH=")],
+            "no_token",
+            "no token in cookie \"AUTH\"",
+        ),
+        (
+            &[("Cookie", "auth=good")],
+            "no_token",
+            "no token in cookie \"AUTH\"",
+        ),
+        (
+            &[("Cookie", "AUTH=wrong-token-value")],
+            "unknown_token",
+            "unknown token in cookie \"AUTH\"",
+        ),
+        (
+            &[("Cookie", "AUTH=../secret")],
+            "malformed_token",
+            "malformed token in cookie \"AUTH\"",
+        ),
+        (
+            &[("Cookie", "AUTH=../../../../etc/passwd")],
+            "malformed_token",
+            "malformed token",
+        ),
+        (
+            &[("Cookie", "AUTH=.hidden")],
+            "malformed_token",
+            "malformed token",
+        ),
     ];
     for (i, (headers, status, reason)) in cases.iter().enumerate() {
         assert_eq!(nginx.ws("/wss", headers).err(), Some(403), "{headers:?}");
         let lines = nginx.access_lines(i + 1);
-        assert!(lines[i].ends_with(&format!("403 status={status}")), "{headers:?}: {lines:?}");
+        assert!(
+            lines[i].ends_with(&format!("403 status={status}")),
+            "{headers:?}: {lines:?}"
+        );
         let log = nginx.prefix.error_log();
         let errors: Vec<&str> = log.lines().filter(|l| l.contains("[error]")).collect();
         assert_eq!(errors.len(), i + 1, "one error line per refusal:\n{log}");
@@ -57,7 +84,10 @@ fn refusals_are_403_with_status_and_one_error_line_without_the_token() {
     }
     let log = nginx.prefix.error_log();
     for secret in ["wrong-token-value", "passwd", "../secret", ".hidden"] {
-        assert!(!log.contains(secret), "the token leaked into the log:\n{log}");
+        assert!(
+            !log.contains(secret),
+            "the token leaked into the log:\n{log}"
+        );
     }
     nginx.assert_no_crash();
 }
@@ -78,11 +108,21 @@ fn a_symlink_or_directory_in_the_token_dir_is_not_a_token() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = start(&mock, "", "");
     nginx.prefix.add_token("real");
-    std::os::unix::fs::symlink(nginx.prefix.tokens().join("real"), nginx.prefix.tokens().join("link")).unwrap();
+    std::os::unix::fs::symlink(
+        nginx.prefix.tokens().join("real"),
+        nginx.prefix.tokens().join("link"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("/etc/passwd", nginx.prefix.tokens().join("passwd")).unwrap();
     fs::create_dir(nginx.prefix.tokens().join("adir")).unwrap();
     for t in ["link", "passwd", "adir"] {
-        assert_eq!(nginx.get("/wss", &[("Cookie", &format!("AUTH={t}"))]).status, 403, "{t}");
+        assert_eq!(
+            nginx
+                .get("/wss", &[("Cookie", &format!("AUTH={t}"))])
+                .status,
+            403,
+            "{t}"
+        );
     }
     assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=real")]).status, 200);
 }
@@ -109,8 +149,14 @@ fn custom_cookie_name_is_matched_exactly() {
     let nginx = start(&mock, "", "wcs_token_auth_cookie wcs_session;");
     nginx.prefix.add_token("t1");
     assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=t1")]).status, 403);
-    assert_eq!(nginx.get("/wss", &[("Cookie", "WCS_SESSION=t1")]).status, 403);
-    assert_eq!(nginx.get("/wss", &[("Cookie", "wcs_session=t1")]).status, 200);
+    assert_eq!(
+        nginx.get("/wss", &[("Cookie", "WCS_SESSION=t1")]).status,
+        403
+    );
+    assert_eq!(
+        nginx.get("/wss", &[("Cookie", "wcs_session=t1")]).status,
+        200
+    );
 }
 
 #[test]
@@ -120,13 +166,25 @@ fn revocation_is_enforced_within_cache_ttl_and_new_tokens_work_at_once() {
     let c = [("Cookie", "AUTH=fresh")];
     assert_eq!(nginx.get("/wss", &c).status, 403, "not created yet");
     nginx.prefix.add_token("fresh");
-    assert_eq!(nginx.get("/wss", &c).status, 200, "accepted on the very next request");
+    assert_eq!(
+        nginx.get("/wss", &c).status,
+        200,
+        "accepted on the very next request"
+    );
     assert_eq!(nginx.get("/wss", &c).status, 200, "cached");
     nginx.prefix.remove_token("fresh");
     sleep(Duration::from_millis(450));
-    assert_eq!(nginx.get("/wss", &c).status, 403, "refused once cache_ttl has passed");
+    assert_eq!(
+        nginx.get("/wss", &c).status,
+        403,
+        "refused once cache_ttl has passed"
+    );
     nginx.prefix.add_token("fresh");
-    assert_eq!(nginx.get("/wss", &c).status, 200, "re-created: accepted at once");
+    assert_eq!(
+        nginx.get("/wss", &c).status,
+        200,
+        "re-created: accepted at once"
+    );
 }
 
 #[test]
@@ -156,15 +214,26 @@ fn cached_answer_is_used_within_ttl() {
 fn max_age_expires_old_tokens_and_touch_renews_them() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = start(&mock, "", "wcs_token_auth_max_age 1h;");
-    nginx.prefix.add_token_aged("old", Duration::from_secs(2 * 3600));
-    nginx.prefix.add_token_aged("young", Duration::from_secs(60));
+    nginx
+        .prefix
+        .add_token_aged("old", Duration::from_secs(2 * 3600));
+    nginx
+        .prefix
+        .add_token_aged("young", Duration::from_secs(60));
     assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=young")]).status, 200);
     assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=old")]).status, 403);
     let lines = nginx.access_lines(2);
     assert!(lines[1].ends_with("403 status=expired_token"), "{lines:?}");
-    assert!(nginx.prefix.error_log().contains("expired token in cookie \"AUTH\""));
+    assert!(nginx
+        .prefix
+        .error_log()
+        .contains("expired token in cookie \"AUTH\""));
     nginx.prefix.add_token("old"); // rewriting the file is what `touch` does to mtime
-    assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=old")]).status, 200, "renewed");
+    assert_eq!(
+        nginx.get("/wss", &[("Cookie", "AUTH=old")]).status,
+        200,
+        "renewed"
+    );
 }
 
 #[test]
@@ -180,13 +249,28 @@ fn off_in_a_nested_location_switches_the_check_off() {
         u = mock.url()
     );
     let nginx = Nginx::start("", &server);
-    assert_eq!(nginx.get("/index.html", &[]).status, 403, "inherited from server");
-    assert_eq!(nginx.get("/api/x", &[]).status, 403, "inherited from server");
+    assert_eq!(
+        nginx.get("/index.html", &[]).status,
+        403,
+        "inherited from server"
+    );
+    assert_eq!(
+        nginx.get("/api/x", &[]).status,
+        403,
+        "inherited from server"
+    );
     let resp = nginx.get("/public/x", &[("X-Client-IP", "6.6.6.6")]);
     assert_eq!(resp.status, 200);
     let lines = nginx.access_lines(3);
-    assert!(lines[2].ends_with("200 status="), "empty where the module is off: {lines:?}");
-    assert_eq!(header_values(&resp.body, "X-Client-IP"), ["6.6.6.6"], "untouched where off");
+    assert!(
+        lines[2].ends_with("200 status="),
+        "empty where the module is off: {lines:?}"
+    );
+    assert_eq!(
+        header_values(&resp.body, "X-Client-IP"),
+        ["6.6.6.6"],
+        "untouched where off"
+    );
 }
 
 #[test]
@@ -199,14 +283,27 @@ fn missing_token_directory_is_403_and_unreadable_is_500() {
     fs::set_permissions(nginx.prefix.tokens(), fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(r.status, 500);
     let log = nginx.prefix.error_log();
-    assert!(log.lines().any(|l| l.contains("[crit]") && l.contains("cannot read token directory") && l.contains("(13: Permission denied)")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("[crit]")
+            && l.contains("cannot read token directory")
+            && l.contains("(13: Permission denied)")),
+        "{log}"
+    );
 
     fs::remove_dir(nginx.prefix.tokens()).unwrap();
     assert_eq!(nginx.get("/wss", &c).status, 403);
     let log = nginx.prefix.error_log();
-    assert!(log.lines().any(|l| l.contains("[error]") && l.contains("does not exist") && l.contains("(2: No such file or directory)")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("[error]")
+            && l.contains("does not exist")
+            && l.contains("(2: No such file or directory)")),
+        "{log}"
+    );
     let lines = nginx.access_lines(2);
-    assert!(lines[0].ends_with("500 status=error") && lines[1].ends_with("403 status=error"), "{lines:?}");
+    assert!(
+        lines[0].ends_with("500 status=error") && lines[1].ends_with("403 status=error"),
+        "{lines:?}"
+    );
 
     // Recovers without a reload once the directory is back.
     fs::create_dir(nginx.prefix.tokens()).unwrap();

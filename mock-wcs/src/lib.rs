@@ -18,7 +18,7 @@ use openssl::asn1::Asn1Time;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslAcceptor, SslMethod};
 use openssl::x509::{X509NameBuilder, X509};
 use tungstenite::protocol::Role;
@@ -49,7 +49,11 @@ impl MockWcs {
     pub fn bind(addr: SocketAddr, tls: bool) -> io::Result<MockWcs> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let acceptor = if tls { Some(Arc::new(self_signed_acceptor()?)) } else { None };
+        let acceptor = if tls {
+            Some(Arc::new(self_signed_acceptor()?))
+        } else {
+            None
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = thread::spawn(move || {
@@ -65,7 +69,12 @@ impl MockWcs {
                 });
             }
         });
-        Ok(MockWcs { addr, tls, stop, thread: Some(thread) })
+        Ok(MockWcs {
+            addr,
+            tls,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -96,22 +105,26 @@ impl Drop for MockWcs {
     }
 }
 
+fn self_signed() -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("CN", "localhost")?;
+    let name = name.build();
+    let mut cert = X509::builder()?;
+    cert.set_version(2)?;
+    cert.set_subject_name(&name)?;
+    cert.set_issuer_name(&name)?;
+    cert.set_pubkey(&key)?;
+    cert.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+    cert.set_not_after(&*Asn1Time::days_from_now(365)?)?;
+    cert.sign(&key, MessageDigest::sha256())?;
+    Ok((cert.build(), key))
+}
+
 fn self_signed_acceptor() -> io::Result<SslAcceptor> {
     let build = || -> Result<SslAcceptor, openssl::error::ErrorStack> {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-        let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_text("CN", "localhost")?;
-        let name = name.build();
-        let mut cert = X509::builder()?;
-        cert.set_version(2)?;
-        cert.set_subject_name(&name)?;
-        cert.set_issuer_name(&name)?;
-        cert.set_pubkey(&key)?;
-        cert.set_not_before(&*Asn1Time::days_from_now(0)?)?;
-        cert.set_not_after(&*Asn1Time::days_from_now(365)?)?;
-        cert.sign(&key, MessageDigest::sha256())?;
-        let cert = cert.build();
+        let (cert, key) = self_signed()?;
         let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
         acceptor.set_private_key(&key)?;
         acceptor.set_certificate(&cert)?;
@@ -130,7 +143,10 @@ fn serve(conn: TcpStream, acceptor: Option<&SslAcceptor>) -> io::Result<()> {
             return Ok(());
         };
         let request = Request::parse(&head);
-        if request.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        if request
+            .header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        {
             return websocket(stream, &request, rest);
         }
         let body = request.report();
@@ -140,7 +156,10 @@ fn serve(conn: TcpStream, acceptor: Option<&SslAcceptor>) -> io::Result<()> {
             body.len()
         )?;
         stream.flush()?;
-        if request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+        if request
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
             let _ = conn.shutdown(Shutdown::Both);
             return Ok(());
         }
@@ -159,7 +178,9 @@ fn websocket(mut stream: Box<dyn Stream>, request: &Request, rest: Vec<u8>) -> i
     let mut ws = WebSocket::from_partially_read(stream, rest, Role::Server, None);
     loop {
         let reply = match ws.read() {
-            Ok(Message::Text(t)) if t.as_str() == HEADERS_REQUEST => Message::text(request.report()),
+            Ok(Message::Text(t)) if t.as_str() == HEADERS_REQUEST => {
+                Message::text(request.report())
+            }
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => m,
             Ok(Message::Close(_)) | Err(_) => return Ok(()),
             Ok(_) => continue,
@@ -221,4 +242,19 @@ impl Request {
         }
         out
     }
+}
+
+/// Writes a fresh self-signed certificate and key for `localhost` as PEM files (for tests
+/// and the demo that put TLS in front of nginx).
+pub fn write_self_signed(
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+) -> io::Result<()> {
+    let (cert, key) = self_signed().map_err(io::Error::other)?;
+    std::fs::write(cert_path, cert.to_pem().map_err(io::Error::other)?)?;
+    std::fs::write(
+        key_path,
+        key.private_key_to_pem_pkcs8().map_err(io::Error::other)?,
+    )?;
+    Ok(())
 }

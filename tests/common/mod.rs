@@ -24,19 +24,21 @@ pub fn nginx_bin() -> PathBuf {
     let built = option_env!("WCS_NGINX_BUILD_DIR").map(|d| Path::new(d).join("nginx"));
     match built {
         Some(p) if p.is_file() => p,
-        _ => panic!("no nginx binary: set WCS_NGINX (the module was built against a tree without one)"),
+        _ => panic!(
+            "no nginx binary: set WCS_NGINX (the module was built against a tree without one)"
+        ),
     }
 }
 
-/// The module under test: `$WCS_MODULE`, else the cdylib next to this test binary.
+/// The module under test: `$WCS_MODULE`, else the cdylib cargo built beside this test binary
+/// (in `deps/`: `cargo test` does not copy it up to `target/release/`).
 pub fn module_so() -> PathBuf {
     if let Some(p) = std::env::var_os("WCS_MODULE") {
         return p.into();
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
-    let so = dir.join("libngx_http_wcs_token_auth_module.so");
-    assert!(so.is_file(), "{} is missing: run `cargo build --release` first", so.display());
+    let so = exe.with_file_name("libngx_http_wcs_token_auth_module.so");
+    assert!(so.is_file(), "{} is missing", so.display());
     so
 }
 
@@ -59,7 +61,10 @@ pub struct Prefix {
 
 impl Prefix {
     pub fn new() -> Prefix {
-        let dir = tempfile::Builder::new().prefix("wcs-nginx-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("wcs-nginx-")
+            .tempdir()
+            .expect("tempdir");
         for sub in ["conf", "logs", "html", "tokens", "tmp"] {
             fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
@@ -83,7 +88,10 @@ impl Prefix {
 
     pub fn add_token_aged(&self, token: &str, age: Duration) {
         self.add_token(token);
-        let f = fs::File::options().write(true).open(self.tokens().join(token)).expect("open");
+        let f = fs::File::options()
+            .write(true)
+            .open(self.tokens().join(token))
+            .expect("open");
         f.set_modified(SystemTime::now() - age).expect("set mtime");
     }
 
@@ -103,7 +111,11 @@ impl Prefix {
     /// block contents. `{port}` in them is replaced by `port`.
     pub fn write_conf(&self, port: u16, http: &str, server: &str) -> PathBuf {
         let p = self.path().display();
-        let user = if is_root() { "user nobody nogroup;" } else { "" };
+        let user = if is_root() {
+            "user nobody nogroup;"
+        } else {
+            ""
+        };
         let conf = format!(
             r#"load_module {module};
 {user}
@@ -199,7 +211,11 @@ impl Nginx {
                 .spawn()
                 .expect("spawn nginx");
             if wait_ready(&mut child, port) {
-                return Nginx { prefix, port, child };
+                return Nginx {
+                    prefix,
+                    port,
+                    child,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -215,7 +231,9 @@ impl Nginx {
         self.child.id() as i32
     }
 
-    /// Rewrites the configuration and sends SIGHUP; returns once the new workers answer.
+    /// Rewrites the configuration and sends SIGHUP; returns once a new worker runs and every
+    /// old one has stopped accepting (old ones linger while open connections finish, as nginx
+    /// intends).
     pub fn reload(&mut self, http: &str, server: &str) {
         self.prefix.write_conf(self.port, http, server);
         let before = self.worker_pids();
@@ -224,12 +242,19 @@ impl Nginx {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             let now = self.worker_pids();
-            if !now.is_empty() && now.iter().all(|p| !before.contains(p)) {
+            let log = self.prefix.error_log();
+            let old_quiet = before.iter().all(|p| {
+                !now.contains(p) || log.contains(&format!("{p}#{p}: gracefully shutting down"))
+            });
+            if old_quiet && now.iter().any(|p| !before.contains(p)) {
                 return;
             }
             sleep(Duration::from_millis(20));
         }
-        panic!("reload did not replace the workers:\n{}", self.prefix.error_log());
+        panic!(
+            "reload did not replace the workers:\n{}",
+            self.prefix.error_log()
+        );
     }
 
     /// The master's live child processes (its workers).
@@ -237,12 +262,18 @@ impl Nginx {
         let master = self.master_pid();
         let mut pids = Vec::new();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // pid (comm) state ppid ...
             let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
             let fields: Vec<&str> = after.split_whitespace().collect();
-            if fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(master) && fields.first() != Some(&"Z") {
+            if fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(master)
+                && fields.first() != Some(&"Z")
+            {
                 pids.push(pid);
             }
         }
@@ -272,7 +303,10 @@ impl Nginx {
     /// Asserts that no worker died (a panic in Rust aborts the process).
     pub fn assert_no_crash(&self) {
         let log = self.prefix.error_log();
-        assert!(!log.contains("exited on signal"), "a worker crashed:\n{log}");
+        assert!(
+            !log.contains("exited on signal"),
+            "a worker crashed:\n{log}"
+        );
     }
 }
 
@@ -316,7 +350,8 @@ pub struct Response {
 /// Sends raw bytes (which should ask for `Connection: close`) and reads the whole answer.
 pub fn raw(port: u16, request: &[u8]) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s.write_all(request).expect("send");
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
@@ -327,7 +362,11 @@ pub fn raw(port: u16, request: &[u8]) -> Response {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Response { status, head: head.to_string(), body: body.to_string() }
+    Response {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
 }
 
 pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
@@ -367,10 +406,13 @@ pub fn ws_connect(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<Ws,
         .expect("request");
     for (k, v) in headers {
         let name: tungstenite::http::HeaderName = k.parse().expect("header name");
-        req.headers_mut().append(name, HeaderValue::from_str(v).expect("header value"));
+        req.headers_mut()
+            .append(name, HeaderValue::from_str(v).expect("header value"));
     }
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     match tungstenite::client::client(req, stream) {
         Ok((ws, resp)) => {
             assert_eq!(resp.status(), 101);
