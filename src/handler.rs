@@ -107,6 +107,8 @@ fn clock() -> Clock {
     unsafe {
         Clock {
             now_ms: ngx::ffi::ngx_current_msec as u64,
+            // time_t is not i64 on every target.
+            #[allow(clippy::unnecessary_cast)]
             unix_secs: (*ngx::ffi::ngx_cached_time).sec as i64,
         }
     }

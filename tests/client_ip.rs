@@ -169,9 +169,7 @@ fn other_headers_nginx_tracks_survive_the_removal() {
         "",
         "proxy_set_header Host $host; proxy_set_header X-Seen-Cookie $http_cookie;",
     );
-    let req = format!(
-        "GET /wss HTTP/1.1\r\nX-Client-IP: 1.1.1.1\r\nHost: wcs.example.com\r\nX-Client-IP: 2.2.2.2\r\nCookie: AUTH=tok\r\nX-Client-IP: 3.3.3.3\r\nConnection: close\r\n\r\n",
-    );
+    let req = "GET /wss HTTP/1.1\r\nX-Client-IP: 1.1.1.1\r\nHost: wcs.example.com\r\nX-Client-IP: 2.2.2.2\r\nCookie: AUTH=tok\r\nX-Client-IP: 3.3.3.3\r\nConnection: close\r\n\r\n";
     let r = raw(nginx.port, req.as_bytes());
     assert_eq!(r.status, 200);
     assert_eq!(header_values(&r.body, "Host"), ["wcs.example.com"]);

@@ -36,7 +36,8 @@ fn refusals_are_403_with_status_and_one_error_line_without_the_token() {
     let nginx = start(&mock, "", "");
     nginx.prefix.add_token("good");
     fs::write(nginx.prefix.path().join("secret"), "").unwrap();
-    let cases: [(&[(&str, &str)], &str, &str); 7] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 7] = [
         (&[], "no_token", "no token in cookie \"AUTH\""),
         (
             &[("Cookie", "AUTH=")],

@@ -1,0 +1,50 @@
+# Shared by the scripts in this folder: `source "$(dirname "$0")/common.sh"`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODULE_SO=libngx_http_wcs_token_auth_module.so
+DIST_SO=ngx_http_wcs_token_auth_module.so
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the Debian packages given that are not installed yet (as root, with apt-get).
+ensure_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get: install them by hand"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    say "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+BUILD_PACKAGES=(clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev make pkg-config)
+# Debian's packaged nginx and the source tree it was built from.
+DEBIAN_PACKAGES=(nginx nginx-dev)
+
+# Prepares a configured copy of Debian's nginx source (from nginx-dev) and prints its objs/.
+debian_build_dir() {
+    local src=/usr/share/nginx/src tree="$ROOT/target/debian-nginx"
+    [ -f "$src/conf_flags" ] || die "$src/conf_flags not found: is nginx-dev installed?"
+    local stamp
+    stamp=$(dpkg-query -W -f='${Version}' nginx-dev)
+    if [ ! -f "$tree/objs/ngx_auto_config.h" ] || [ "$(cat "$tree/.version" 2>/dev/null)" != "$stamp" ]; then
+        say "configuring Debian's nginx source $stamp in $tree"
+        rm -rf "$tree"
+        mkdir -p "$tree"
+        cp -a "$src/." "$tree/"
+        (
+            cd "$tree"
+            # shellcheck disable=SC1091
+            source ./conf_flags
+            ./configure "${NGX_CONF_FLAGS[@]}" >configure.log 2>&1 || { tail -20 configure.log; exit 1; }
+        )
+        echo "$stamp" >"$tree/.version"
+    fi
+    echo "$tree/objs"
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Runs the module in front of a mock WCS on 127.0.0.1, like the article's setup.
+#
+#   scripts/demo.sh          build, start the mock WCS (wss, self-signed) and nginx, create a
+#                            token, print how to connect with and without it
+#   scripts/demo.sh stop     stop both
+#   scripts/demo.sh check    start, run every printed command and verify its answer, stop
+#
+# Ports: DEMO_PORT (nginx, default 8080) and DEMO_WCS_PORT (mock WCS, default 18443).
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+PORT=${DEMO_PORT:-8080}
+WCS_PORT=${DEMO_WCS_PORT:-18443}
+DEMO="$ROOT/target/demo"
+PROBE="$ROOT/target/release/wcs-ws-probe"
+
+stop() {
+    if [ -f "$DEMO/logs/nginx.pid" ]; then
+        kill "$(cat "$DEMO/logs/nginx.pid")" 2>/dev/null || true
+        rm -f "$DEMO/logs/nginx.pid"
+    fi
+    if [ -f "$DEMO/mock-wcs.pid" ]; then
+        kill "$(cat "$DEMO/mock-wcs.pid")" 2>/dev/null || true
+        rm -f "$DEMO/mock-wcs.pid"
+    fi
+}
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "nothing listens on 127.0.0.1:$1"
+}
+
+start() {
+    bash scripts/build.sh
+    cargo build --release -p mock-wcs
+    stop
+    mkdir -p "$DEMO"/{conf,logs,tokens,html,tmp}
+    chmod 755 "$DEMO" "$DEMO/tokens"
+    echo "demo: nginx with wcs_token_auth" >"$DEMO/html/index.html"
+
+    target/release/mock-wcs --tls "127.0.0.1:$WCS_PORT" >"$DEMO/logs/mock-wcs.log" 2>&1 &
+    echo $! >"$DEMO/mock-wcs.pid"
+    wait_port "$WCS_PORT"
+
+    local user=""
+    [ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
+    cat >"$DEMO/conf/nginx.conf" <<CONF
+load_module $ROOT/target/dist/$DIST_SO;
+$user
+worker_processes 1;
+error_log $DEMO/logs/error.log info;
+pid $DEMO/logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    client_body_temp_path $DEMO/tmp/body;
+    proxy_temp_path $DEMO/tmp/proxy;
+    fastcgi_temp_path $DEMO/tmp/fastcgi;
+    uwsgi_temp_path $DEMO/tmp/uwsgi;
+    scgi_temp_path $DEMO/tmp/scgi;
+    log_format wcs '\$remote_addr "\$request" \$status wcs_auth=\$wcs_token_auth_status';
+    access_log $DEMO/logs/access.log wcs;
+    server {
+        listen 127.0.0.1:$PORT;
+        location / { root $DEMO/html; }
+        location /wss {
+            wcs_token_auth $DEMO/tokens;
+            proxy_pass https://127.0.0.1:$WCS_PORT;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 86400;
+        }
+    }
+}
+CONF
+    target/dist/nginx -p "$DEMO" -e "$DEMO/logs/error.log" -c "$DEMO/conf/nginx.conf"
+    wait_port "$PORT"
+
+    TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    touch "$DEMO/tokens/$TOKEN"
+    chmod 644 "$DEMO/tokens/$TOKEN"
+
+    cat <<TEXT
+
+Mock WCS:  wss://127.0.0.1:$WCS_PORT (self-signed; reports the headers it gets)
+nginx:     http://127.0.0.1:$PORT/wss, token directory $DEMO/tokens
+Token:     $TOKEN
+
+With the token (upgrades, the frame echoes back):
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN
+Without it, with the article's traversal cookie, from another origin (each refused, 403):
+  $PROBE ws://127.0.0.1:$PORT/wss
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=../../../../etc/passwd
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --origin https://evil.example
+What WCS is told about the client (exactly one X-Client-IP, even if you send your own):
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --message __headers__
+Revoke the token, then try the first command again (refused within 1s):
+  rm $DEMO/tokens/$TOKEN
+Logs:  $DEMO/logs/access.log (wcs_auth=...), $DEMO/logs/error.log
+Stop:  scripts/demo.sh stop
+TEXT
+}
+
+expect() { # expect OK|REFUSED ARGS...
+    local want=$1 out rc=0
+    shift
+    out=$("$PROBE" "ws://127.0.0.1:$PORT/wss" "$@") || rc=$?
+    echo "  $want <- wcs-ws-probe $* : $out"
+    case "$want" in
+        OK) [ $rc -eq 0 ] || die "expected an upgrade: $out" ;;
+        REFUSED) [ $rc -ne 0 ] && [[ "$out" == *"HTTP 403"* ]] || die "expected 403: $out" ;;
+    esac
+}
+
+check() {
+    trap stop EXIT
+    start >/dev/null
+    say "demo check"
+    expect OK --cookie "AUTH=$TOKEN"
+    expect REFUSED
+    expect REFUSED --cookie "AUTH=../../../../etc/passwd"
+    expect REFUSED --cookie "AUTH=$TOKEN" --origin https://evil.example
+    local headers
+    headers=$("$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$TOKEN" --message __headers__)
+    [[ "$headers" == *"X-Client-IP: 127.0.0.1"* ]] || die "WCS was not told the client address: $headers"
+    rm "$DEMO/tokens/$TOKEN"
+    sleep 1.2
+    expect REFUSED --cookie "AUTH=$TOKEN"
+    grep -q 'wcs_auth=allowed' "$DEMO/logs/access.log" || die "no allowed line in the access log"
+    grep -q 'wcs_auth=malformed_token' "$DEMO/logs/access.log" || die "no malformed_token line"
+    say "demo check passed"
+}
+
+case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    check) check ;;
+    *) die "usage: scripts/demo.sh [start|stop|check]" ;;
+esac
