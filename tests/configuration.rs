@@ -45,7 +45,7 @@ fn valid_configuration_passes_nginx_t() {
 
 #[test]
 fn bad_values_fail_nginx_t_naming_the_directive_and_the_value() {
-    let cases: [(&str, &str, &[&str]); 17] = [
+    let cases: [(&str, &str, &[&str]); 18] = [
         (
             "",
             "wcs_token_auth_cookie \"\";",
@@ -131,6 +131,11 @@ fn bad_values_fail_nginx_t_naming_the_directive_and_the_value() {
                 "\"wcs_token_auth_client_ip_header\"",
                 "nginx itself parses",
             ],
+        ),
+        (
+            "",
+            "wcs_token_auth_client_ip_header X-Forwarded-For;",
+            &["invalid value \"X-Forwarded-For\"", "nginx itself parses"],
         ),
         (
             "",

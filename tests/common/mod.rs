@@ -231,14 +231,25 @@ impl Nginx {
         self.child.id() as i32
     }
 
-    /// Rewrites the configuration and sends SIGHUP; returns once a new worker runs and every
+    /// Rewrites the configuration and runs `nginx -s reload`; returns once a new worker runs and every
     /// old one has stopped accepting (old ones linger while open connections finish, as nginx
     /// intends).
     pub fn reload(&mut self, http: &str, server: &str) {
         self.prefix.write_conf(self.port, http, server);
         let before = self.worker_pids();
-        // SAFETY: kill with a valid pid and signal number.
-        assert_eq!(unsafe { libc::kill(self.master_pid(), libc::SIGHUP) }, 0);
+        let out = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(self.prefix.path())
+            .arg("-c")
+            .arg(self.prefix.path().join("conf/nginx.conf"))
+            .args(["-s", "reload"])
+            .output()
+            .expect("nginx -s reload");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             let now = self.worker_pids();
