@@ -322,18 +322,19 @@ extern "C" fn set_cookie_name(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf.
-    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.cookie_name.is_some() {
-        return IS_DUPLICATE;
+    // SAFETY: conf is this module's LocConf; cf and cmd are nginx's.
+    unsafe {
+        let lcf = &mut *conf.cast::<LocConf>();
+        set_value(
+            cf,
+            cmd,
+            &mut lcf.cookie_name,
+            |v| match directive::is_cookie_name(v) {
+                true => Ok(v.to_vec()),
+                false => Err("it must be a cookie name".into()),
+            },
+        )
     }
-    // SAFETY: called by nginx as a directive setter.
-    let value = unsafe { args(cf)[0].as_bytes() };
-    if !directive::is_cookie_name(value) {
-        return unsafe { invalid(cf, cmd, value, "it must be a cookie name") };
-    }
-    lcf.cookie_name = Some(value.to_vec());
-    NGX_CONF_OK
 }
 
 extern "C" fn set_origins(
@@ -362,27 +363,18 @@ extern "C" fn set_client_ip_header(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf.
-    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.client_ip_header.is_some() {
-        return IS_DUPLICATE;
+    // SAFETY: conf is this module's LocConf; cf and cmd are nginx's.
+    unsafe {
+        let lcf = &mut *conf.cast::<LocConf>();
+        set_value(cf, cmd, &mut lcf.client_ip_header, |v| match v {
+            b"off" => Ok(None),
+            v if !directive::is_header_name(v) => Err("it must be a header name or \"off\"".into()),
+            // nginx keeps pointers to these in r->headers_in; replacing one behind its back
+            // would leave them pointing at an unlinked entry.
+            v if nginx_parses_header(v) => Err("nginx itself parses this header".into()),
+            v => Ok(Some(header_name(v))),
+        })
     }
-    // SAFETY: called by nginx as a directive setter.
-    let value = unsafe { args(cf)[0].as_bytes() };
-    if value == b"off" {
-        lcf.client_ip_header = Some(None);
-        return NGX_CONF_OK;
-    }
-    if !directive::is_header_name(value) {
-        return unsafe { invalid(cf, cmd, value, "it must be a header name or \"off\"") };
-    }
-    if nginx_parses_header(value) {
-        // nginx keeps pointers to these headers in r->headers_in; replacing one behind its back
-        // would leave them dangling.
-        return unsafe { invalid(cf, cmd, value, "nginx itself parses this header") };
-    }
-    lcf.client_ip_header = Some(Some(header_name(value)));
-    NGX_CONF_OK
 }
 
 extern "C" fn set_max_age(
@@ -390,30 +382,16 @@ extern "C" fn set_max_age(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf.
-    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.max_age_secs.is_some() {
-        return IS_DUPLICATE;
-    }
-    // SAFETY: called by nginx as a directive setter.
-    let value = unsafe { args(cf)[0].as_bytes() };
-    if value == b"off" {
-        lcf.max_age_secs = Some(None);
-        return NGX_CONF_OK;
-    }
-    match directive::parse_time_secs(value) {
-        Some(secs) if secs > 0 => {
-            lcf.max_age_secs = Some(Some(secs));
-            NGX_CONF_OK
-        }
-        _ => unsafe {
-            invalid(
-                cf,
-                cmd,
-                value,
-                "it must be a time of 1s or more, or \"off\"",
-            )
-        },
+    // SAFETY: conf is this module's LocConf; cf and cmd are nginx's.
+    unsafe {
+        let lcf = &mut *conf.cast::<LocConf>();
+        set_value(cf, cmd, &mut lcf.max_age_secs, |v| match v {
+            b"off" => Ok(None),
+            v => match directive::parse_time_secs(v) {
+                Some(secs) if secs > 0 => Ok(Some(secs)),
+                _ => Err("it must be a time of 1s or more, or \"off\"".into()),
+            },
+        })
     }
 }
 
@@ -422,19 +400,13 @@ extern "C" fn set_cache_ttl(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: conf is this module's MainConf (NGX_HTTP_MAIN_CONF_OFFSET).
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.cache_ttl_ms.is_some() {
-        return IS_DUPLICATE;
-    }
-    // SAFETY: called by nginx as a directive setter.
-    let value = unsafe { args(cf)[0].as_bytes() };
-    match directive::parse_time_ms(value) {
-        Some(ms) => {
-            mcf.cache_ttl_ms = Some(ms);
-            NGX_CONF_OK
-        }
-        None => unsafe { invalid(cf, cmd, value, "it must be a time such as 1s or 500ms") },
+    // SAFETY: conf is this module's MainConf (NGX_HTTP_MAIN_CONF_OFFSET); cf and cmd are nginx's.
+    unsafe {
+        let mcf = &mut *conf.cast::<MainConf>();
+        set_value(cf, cmd, &mut mcf.cache_ttl_ms, |v| {
+            directive::parse_time_ms(v)
+                .ok_or_else(|| "it must be a time such as 1s or 500ms".into())
+        })
     }
 }
 
@@ -443,25 +415,43 @@ extern "C" fn set_cache_size(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: conf is this module's MainConf (NGX_HTTP_MAIN_CONF_OFFSET).
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.cache_size.is_some() {
+    // SAFETY: conf is this module's MainConf (NGX_HTTP_MAIN_CONF_OFFSET); cf and cmd are nginx's.
+    unsafe {
+        let mcf = &mut *conf.cast::<MainConf>();
+        set_value(cf, cmd, &mut mcf.cache_size, |v| {
+            directive::parse_cache_size(v).ok_or_else(|| {
+                format!(
+                    "it must be a number from 1 to {}",
+                    directive::MAX_CACHE_SIZE
+                )
+            })
+        })
+    }
+}
+
+/// The shape shared by the one-argument setters: refuse a repeat in the same block, parse the
+/// argument, then store it or report `invalid value`.
+///
+/// # Safety
+/// `cf` and `cmd` must be the ones nginx passed to the calling setter.
+unsafe fn set_value<T>(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    slot: &mut Option<T>,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> *mut c_char {
+    if slot.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: called by nginx as a directive setter.
+    // SAFETY: per this function's contract.
     let value = unsafe { args(cf)[0].as_bytes() };
-    match directive::parse_cache_size(value) {
-        Some(n) => {
-            mcf.cache_size = Some(n);
+    match parse(value) {
+        Ok(v) => {
+            *slot = Some(v);
             NGX_CONF_OK
         }
-        None => unsafe {
-            let why = format!(
-                "it must be a number from 1 to {}",
-                directive::MAX_CACHE_SIZE
-            );
-            invalid(cf, cmd, value, &why)
-        },
+        // SAFETY: per this function's contract.
+        Err(why) => unsafe { invalid(cf, cmd, value, &why) },
     }
 }
 
