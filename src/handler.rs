@@ -35,6 +35,8 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     if let Some(header) = lcf.client_ip_header() {
         // SAFETY: no iterator over the header list is alive here.
         if unsafe { client_ip::replace(r, header) }.is_err() {
+            // SAFETY: r is valid and status_var is the index register() obtained.
+            unsafe { variables::set_status(r, mcf.status_var, Status::Error) };
             return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
         }
     }
