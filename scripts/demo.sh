@@ -97,7 +97,7 @@ Without it, with the article's traversal cookie, from another origin (each refus
   $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=../../../../etc/passwd
   $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --origin https://evil.example
 What WCS is told about the client (exactly one X-Client-IP, even if you send your own):
-  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --message __headers__
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --header "X-Client-IP: 6.6.6.6" --message __headers__
 Revoke the token, then try the first command again (refused within 1s):
   rm $DEMO/tokens/$TOKEN
 Logs:  $DEMO/logs/access.log (wcs_auth=...), $DEMO/logs/error.log
@@ -125,8 +125,10 @@ check() {
     expect REFUSED --cookie "AUTH=../../../../etc/passwd"
     expect REFUSED --cookie "AUTH=$TOKEN" --origin https://evil.example
     local headers
-    headers=$("$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$TOKEN" --message __headers__)
+    headers=$("$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$TOKEN" --header "X-Client-IP: 6.6.6.6" --message __headers__)
+    echo "  WCS saw: $headers"
     [[ "$headers" == *"X-Client-IP: 127.0.0.1"* ]] || die "WCS was not told the client address: $headers"
+    [[ "$headers" != *"6.6.6.6"* ]] || die "the client's own X-Client-IP reached WCS: $headers"
     rm "$DEMO/tokens/$TOKEN"
     sleep 1.2
     expect REFUSED --cookie "AUTH=$TOKEN"

@@ -1,4 +1,4 @@
-//! `wcs-ws-probe URL [--cookie NAME=VALUE] [--origin ORIGIN] [--message TEXT]`
+//! `wcs-ws-probe URL [--cookie NAME=VALUE] [--origin ORIGIN] [--header "NAME: VALUE"]... [--message TEXT]`
 //!
 //! Opens a WebSocket like a browser page would, sends one text frame and prints the echo.
 //! Exit status 0 when the upgrade succeeded and the frame came back, 1 otherwise. Plain
@@ -15,19 +15,24 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut url = None;
     let (mut cookie, mut origin, mut message) = (None, None, "hello WCS".to_string());
+    let mut extra = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--cookie" => cookie = args.next(),
             "--origin" => origin = args.next(),
             "--message" => message = args.next().unwrap_or_default(),
+            "--header" => extra.extend(args.next()),
             _ => url = Some(a),
         }
     }
     let Some(url) = url else {
-        eprintln!("usage: wcs-ws-probe ws://HOST:PORT/wss [--cookie AUTH=TOKEN] [--origin ORIGIN] [--message TEXT]");
+        eprintln!(
+            "usage: wcs-ws-probe ws://HOST:PORT/wss [--cookie AUTH=TOKEN] [--origin ORIGIN] \
+             [--header \"NAME: VALUE\"]... [--message TEXT]"
+        );
         return ExitCode::from(2);
     };
-    match probe(&url, cookie, origin, &message) {
+    match probe(&url, cookie, origin, &extra, &message) {
         Ok(echo) => {
             println!("upgraded (101); sent {message:?}, WCS echoed {echo:?}");
             ExitCode::SUCCESS
@@ -43,6 +48,7 @@ fn probe(
     url: &str,
     cookie: Option<String>,
     origin: Option<String>,
+    extra: &[String],
     message: &str,
 ) -> Result<String, String> {
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
@@ -51,6 +57,18 @@ fn probe(
         if let Some(v) = value {
             headers.insert(name, v.parse().map_err(|_| format!("bad {name} value"))?);
         }
+    }
+    for h in extra {
+        let (name, value) = h.split_once(':').ok_or(format!("bad header {h:?}"))?;
+        let name: tungstenite::http::HeaderName = name
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad header name {name:?}"))?;
+        let value = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad header value {value:?}"))?;
+        headers.append(name, value);
     }
     let host = req.uri().host().unwrap_or("127.0.0.1").to_string();
     let port = req.uri().port_u16().unwrap_or(80);
