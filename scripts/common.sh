@@ -20,7 +20,7 @@ ensure_packages() {
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     say "installing ${missing[*]}"
     "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 BUILD_PACKAGES=(clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev make pkg-config)
