@@ -44,7 +44,7 @@ impl<'a> Iterator for Headers<'a> {
     }
 }
 
-pub fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
+fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
     h.key.as_bytes().eq_ignore_ascii_case(name)
 }
 

@@ -35,6 +35,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpC
 mod client_ip;
 mod conf;
 mod handler;
+mod header_list;
 mod headers;
 mod variables;
 
