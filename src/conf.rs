@@ -372,6 +372,9 @@ extern "C" fn set_client_ip_header(
             // nginx keeps pointers to these in r->headers_in; replacing one behind its back
             // would leave them pointing at an unlinked entry.
             v if nginx_parses_header(v) => Err("nginx itself parses this header".into()),
+            v if directive::is_reserved_header(v) => {
+                Err("the access check or the WebSocket handshake needs this header".into())
+            }
             v => Ok(Some(header_name(v))),
         })
     }

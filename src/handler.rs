@@ -4,6 +4,8 @@
 
 use core::fmt;
 use core::mem::MaybeUninit;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use ngx::ffi::{
     ngx_err_t, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_uint_t, NGX_DECLINED,
@@ -104,16 +106,15 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
 }
 
 fn clock() -> Clock {
-    // SAFETY: nginx's time globals are updated by this same (single-threaded) worker and
-    // ngx_cached_time always points to a valid slot.
-    unsafe {
-        Clock {
-            now_ms: ngx::ffi::ngx_current_msec as u64,
-            // time_t is not i64 on every target.
-            #[allow(clippy::unnecessary_cast)]
-            unix_secs: (*ngx::ffi::ngx_cached_time).sec as i64,
-        }
-    }
+    // A process-local monotonic clock: unlike ngx_current_msec it does not wrap on 32-bit
+    // targets and keeps millisecond resolution whatever `timer_resolution` says.
+    static START: OnceLock<Instant> = OnceLock::new();
+    let now_ms = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    // SAFETY: ngx_cached_time always points to a valid slot, updated by this same
+    // single-threaded worker.
+    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
+    let unix_secs = unsafe { (*ngx::ffi::ngx_cached_time).sec as i64 };
+    Clock { now_ms, unix_secs }
 }
 
 fn errno(e: &std::io::Error) -> ngx_err_t {

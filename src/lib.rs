@@ -9,6 +9,7 @@
 //!   └─ handler::access_handler                 (src/handler.rs, the only per-request entry)
 //!        ├─ location off?  → NGX_DECLINED, $wcs_token_auth_status stays empty
 //!        ├─ client_ip::replace                 (src/client_ip.rs: drop client copies, add ours)
+//!        │    └─ header_list::replace_all      (src/header_list.rs: unlink without moving)
 //!        ├─ headers::find / headers::values    (src/headers.rs: Origin, Host, Cookie as bytes)
 //!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust)
 //!        │    ├─ origin::OriginPolicy::allows  (core/src/origin.rs)

@@ -176,3 +176,30 @@ fn other_headers_nginx_tracks_survive_the_removal() {
     assert_eq!(header_values(&r.body, "X-Seen-Cookie"), ["AUTH=tok"]);
     assert_eq!(header_values(&r.body, "X-Client-IP"), ["127.0.0.1"]);
 }
+
+#[test]
+fn an_internal_redirect_still_leaves_exactly_one() {
+    // try_files jumps to a named location, so the access phase, and the module, run twice.
+    let mock = MockWcs::start(false).unwrap();
+    let server = format!(
+        r#"wcs_token_auth tokens;
+        location /wss {{ try_files /nonexistent @wcs; }}
+        location @wcs {{ proxy_pass {}; }}"#,
+        mock.url()
+    );
+    let nginx = Nginx::start("", &server);
+    nginx.prefix.add_token("tok");
+    let headers = [
+        ("Cookie", "AUTH=tok"),
+        ("X-Client-IP", "6.6.6.6"),
+        ("x-client-ip", "7.7.7.7"),
+    ];
+    let r = nginx.get("/wss", &headers);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        header_values(&r.body, "X-Client-IP"),
+        ["127.0.0.1"],
+        "{}",
+        r.body
+    );
+}

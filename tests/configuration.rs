@@ -45,7 +45,7 @@ fn valid_configuration_passes_nginx_t() {
 
 #[test]
 fn bad_values_fail_nginx_t_naming_the_directive_and_the_value() {
-    let cases: [(&str, &str, &[&str]); 18] = [
+    let cases: [(&str, &str, &[&str]); 20] = [
         (
             "",
             "wcs_token_auth_cookie \"\";",
@@ -130,6 +130,19 @@ fn bad_values_fail_nginx_t_naming_the_directive_and_the_value() {
                 "invalid value \"Host\"",
                 "\"wcs_token_auth_client_ip_header\"",
                 "nginx itself parses",
+            ],
+        ),
+        (
+            "",
+            "wcs_token_auth_client_ip_header Origin;",
+            &["invalid value \"Origin\"", "WebSocket handshake needs"],
+        ),
+        (
+            "",
+            "wcs_token_auth_client_ip_header Sec-WebSocket-Key;",
+            &[
+                "invalid value \"Sec-WebSocket-Key\"",
+                "WebSocket handshake needs",
             ],
         ),
         (

@@ -335,8 +335,88 @@ fn error_page_403_works_and_keeps_the_status_variable() {
 #[test]
 fn satisfy_any_lets_allow_rules_combine_with_the_token_check() {
     let mock = MockWcs::start(false).unwrap();
+    // The client is 127.0.0.1: `allow` grants what the token check refuses.
+    let nginx = start(&mock, "", "satisfy any; allow 127.0.0.1; deny all;");
+    let r = nginx.get("/wss", &[("X-Client-IP", "6.6.6.6")]);
+    assert_eq!(
+        r.status, 200,
+        "the module returned 403 without finalizing the request"
+    );
+    assert_eq!(
+        header_values(&r.body, "X-Client-IP"),
+        ["127.0.0.1"],
+        "{}",
+        r.body
+    );
+    assert!(nginx.access_lines(1)[0].ends_with("200 status=no_token"));
+
     let nginx = start(&mock, "", "satisfy any; allow 127.0.0.2; deny all;");
     assert_eq!(nginx.get("/wss", &[]).status, 403);
     nginx.prefix.add_token("t");
     assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=t")]).status, 200);
+}
+
+#[test]
+fn cache_size_bounds_the_entries_per_worker() {
+    // One entry, a long ttl: caching t2 evicts t1, so t1's removal shows at once while
+    // t2's does not.
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(
+        &mock,
+        "wcs_token_auth_cache_size 1; wcs_token_auth_cache_ttl 1h;",
+        "",
+    );
+    nginx.prefix.add_token("t1");
+    nginx.prefix.add_token("t2");
+    assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=t1")]).status, 200);
+    assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=t2")]).status, 200);
+    nginx.prefix.remove_token("t1");
+    nginx.prefix.remove_token("t2");
+    assert_eq!(
+        nginx.get("/wss", &[("Cookie", "AUTH=t1")]).status,
+        403,
+        "evicted"
+    );
+    assert_eq!(
+        nginx.get("/wss", &[("Cookie", "AUTH=t2")]).status,
+        200,
+        "still cached"
+    );
+}
+
+#[test]
+fn settings_are_inherited_from_the_http_level() {
+    let mock = MockWcs::start(false).unwrap();
+    let http = "wcs_token_auth tokens; wcs_token_auth_cookie SID; wcs_token_auth_origins https://app.example.com;";
+    let nginx = Nginx::start(
+        http,
+        &format!("location /wss {{ proxy_pass {}; }}", mock.url()),
+    );
+    nginx.prefix.add_token("t");
+    assert_eq!(nginx.get("/wss", &[("Cookie", "AUTH=t")]).status, 403);
+    assert_eq!(nginx.get("/wss", &[("Cookie", "SID=t")]).status, 200);
+    let evil = [("Cookie", "SID=t"), ("Origin", "https://evil.example")];
+    assert_eq!(nginx.get("/wss", &evil).status, 403);
+}
+
+#[test]
+fn token_length_limit_is_255_bytes() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "", "");
+    let longest = "a".repeat(255);
+    nginx.prefix.add_token(&longest);
+    assert_eq!(
+        nginx
+            .get("/wss", &[("Cookie", &format!("AUTH={longest}"))])
+            .status,
+        200
+    );
+    let too_long = "a".repeat(256);
+    assert_eq!(
+        nginx
+            .get("/wss", &[("Cookie", &format!("AUTH={too_long}"))])
+            .status,
+        403
+    );
+    assert!(nginx.access_lines(2)[1].ends_with("403 status=malformed_token"));
 }

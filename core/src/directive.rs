@@ -78,6 +78,23 @@ pub fn is_header_name(value: &[u8]) -> bool {
     is_http_token(value)
 }
 
+/// Headers the access decision or the WebSocket handshake depends on: the module must never
+/// replace them with the client address.
+pub fn is_reserved_header(name: &[u8]) -> bool {
+    const RESERVED: [&[u8]; 9] = [
+        b"host",
+        b"cookie",
+        b"origin",
+        b"upgrade",
+        b"connection",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-protocol",
+        b"sec-websocket-extensions",
+    ];
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
+
 fn is_http_token(value: &[u8]) -> bool {
     !value.is_empty()
         && value
@@ -133,6 +150,21 @@ mod tests {
         for bad in [&b"0"[..], b"", b"-5", b"10k", b"1e3", b"999999999999999"] {
             assert_eq!(parse_cache_size(bad), None);
         }
+    }
+
+    #[test]
+    fn handshake_and_decision_headers_are_reserved() {
+        for name in [
+            &b"Origin"[..],
+            b"COOKIE",
+            b"Sec-WebSocket-Key",
+            b"upgrade",
+            b"Host",
+        ] {
+            assert!(is_reserved_header(name));
+        }
+        assert!(!is_reserved_header(b"X-Client-IP"));
+        assert!(!is_reserved_header(b"X-Origin"));
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl Origin {
     }
 
     /// Same-origin test against a `Host` header: host and port only, with 80 and 443 dropped
-    /// on both sides.
+    /// on both sides. The scheme is not compared: `Host` does not carry one, and behind TLS
+    /// termination the page's scheme need not be the connection's. So `http://h:443` matches
+    /// `Host: h`; list origins explicitly where that matters.
     pub fn same_host(&self, host_header: &[u8]) -> bool {
         let Host::Exact(host) = &self.host else {
             return false;
@@ -248,7 +250,7 @@ impl OriginPolicy {
     pub fn allows(&self, origin: OriginHeader<'_>, host: Option<&[u8]>, require: bool) -> bool {
         let value = match origin {
             OriginHeader::Absent => return !require,
-            OriginHeader::Several => return matches!(self, OriginPolicy::Any) && !require,
+            OriginHeader::Several => return matches!(self, OriginPolicy::Any),
             OriginHeader::One(value) => value,
         };
         if let OriginPolicy::Any = self {
@@ -364,6 +366,10 @@ mod tests {
         assert!(!list(&["https://a.com"]).allows(OriginHeader::Several, None, false));
         assert!(!OriginPolicy::SameOrigin.allows(OriginHeader::Several, Some(b"a.com"), false));
         assert!(OriginPolicy::Any.allows(OriginHeader::Several, None, false));
+        assert!(
+            OriginPolicy::Any.allows(OriginHeader::Several, None, true),
+            "an Origin is present"
+        );
     }
 
     #[test]
