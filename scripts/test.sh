@@ -6,6 +6,8 @@ source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}"
+RESULTS=$(mktemp)
+trap 'rm -f "$RESULTS"' EXIT
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,13 +16,13 @@ say "cargo clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
 
 say "unit and end-to-end tests, vendored nginx 1.28.3"
-cargo test --release --workspace
+cargo test --release --workspace 2>&1 | tee -a "$RESULTS"
 
 say "end-to-end tests, Debian's nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')"
 NGINX_BUILD_DIR=$(debian_build_dir)
 export NGINX_BUILD_DIR
 CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx \
-    cargo test --release --no-default-features --features export-modules --tests
+    cargo test --release --no-default-features --features export-modules --tests 2>&1 | tee -a "$RESULTS"
 unset NGINX_BUILD_DIR
 
 say "demo"
@@ -28,3 +30,4 @@ DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_POR
     bash scripts/demo.sh check
 
 say "all tests passed"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"
