@@ -16,6 +16,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
+pub mod traffic;
+
 /// The nginx binary under test: `$WCS_NGINX`, else the one this module was built against.
 pub fn nginx_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WCS_NGINX") {
