@@ -2,12 +2,18 @@
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
 # the vendored nginx 1.28.3 and against Debian's packaged nginx, and the demo's own check.
 # Installs the Debian packages it needs (as root) when they are missing.
+# WCS_LONG=1 scripts/test.sh runs the long variants (minutes of load and churn, a million
+# random hostile requests) instead of the short ones.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}"
 RESULTS=$(mktemp)
 trap 'rm -f "$RESULTS"' EXIT
+# --- security figures (issue 4): the reliability tests append their counts here ---
+export WCS_REPORT="$ROOT/target/security-figures.txt"
+mkdir -p "$ROOT/target" && : >"$WCS_REPORT"
+# --- end security figures ---
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,6 +34,11 @@ unset NGINX_BUILD_DIR
 say "demo"
 DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((40000 + RANDOM % 20000))} \
     bash scripts/demo.sh check
+
+# --- security figures (issue 4) ---
+say "security figures${WCS_LONG:+ (WCS_LONG=$WCS_LONG)}"
+cat "$WCS_REPORT" >&2  # kept in target/security-figures.txt
+# --- end security figures ---
 
 say "all tests passed"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"

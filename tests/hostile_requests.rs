@@ -730,7 +730,7 @@ fn random_request(rng: &mut Rng) -> Random {
             let value: Vec<u8> = match rng.below(8) {
                 0 | 1 => TOKEN.as_bytes().to_vec(),
                 2 => format!(" {TOKEN}\t").into_bytes(),
-                3 => TOKEN[..rng.below(TOKEN.len())].as_bytes().to_vec(),
+                3 => TOKEN.as_bytes()[..rng.below(TOKEN.len())].to_vec(),
                 4 => format!("../{TOKEN}").into_bytes(),
                 5 => format!(".{TOKEN}").into_bytes(),
                 6 => TOKEN.to_ascii_uppercase().into_bytes(),
