@@ -149,7 +149,7 @@ fn directory_failures_refuse_with_one_line_each_and_recover_without_reload() {
     );
     nginx.prefix.add_token(TOKEN);
     let prefix = nginx.prefix.path().to_path_buf();
-    let master_workers = nginx.worker_pids();
+    let master_workers = nginx.running_workers();
     let samples = Mutex::new(Vec::<Sample>::new());
     let stop = AtomicBool::new(false);
     // (phase index, change began, change done, restore began, restore done)

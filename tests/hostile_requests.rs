@@ -490,7 +490,7 @@ fn hostile_requests_get_4xx_and_never_hurt_the_worker() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = Nginx::start("", &server(&mock.url()));
     nginx.prefix.add_token(TOKEN);
-    let worker = nginx.worker_pids()[0];
+    let worker = nginx.running_workers()[0];
     let cases = cases();
     let mut log_lines = nginx.module_log_lines().len();
     for c in &cases {
@@ -814,7 +814,7 @@ fn random_hostile_requests_get_the_answer_the_rules_give() {
     let count = if long_run() { 1_000_000 } else { 20_000 };
     let nginx = Nginx::start("", &server("http://127.0.0.1:9"));
     nginx.prefix.add_token(TOKEN);
-    let worker = nginx.worker_pids()[0];
+    let worker = nginx.running_workers()[0];
     let mut rng = Rng::new(0x5eed_1234);
     let (mut allowed, mut refused) = (0, 0);
     let started = Instant::now();

@@ -217,6 +217,19 @@ impl Nginx {
         panic!("reload started no new worker:\n{}", self.prefix.error_log());
     }
 
+    /// The worker pids, waiting for the first ones after a start (nginx listens before
+    /// it forks its workers).
+    pub fn running_workers(&self) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids = self.worker_pids();
+            if !pids.is_empty() || Instant::now() > deadline {
+                return pids;
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Lines the module wrote to the error log.
     pub fn module_log_lines(&self) -> Vec<String> {
         self.prefix
