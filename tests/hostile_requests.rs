@@ -651,7 +651,7 @@ fn hostile_connections(nginx: &Nginx, worker: i32) -> String {
     assert!(!out.contains("static page"), "HTTP/0.9 passed: {out}");
     assert_healthy(nginx, worker, "HTTP/0.9");
 
-    "100 pipelined + 3 pipelined after a bad one + 500 spoofed X-Client-IP + 2 reset \
+    "100 pipelined + 3 pipelined after a bad one + 1 with 500 spoofed X-Client-IP + 2 reset \
      WebSockets + 1 trickled handshake + 1 HTTP/0.9"
         .to_string()
 }
