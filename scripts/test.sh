@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
-# the vendored nginx 1.28.3 and against Debian's packaged nginx, and the demo's own check.
+# the vendored nginx 1.28.3, against Debian's packaged nginx, and against the module built by
+# nginx's own configure/make (./config), and the demo's own check.
 # Installs the Debian packages it needs (as root) when they are missing.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -24,6 +25,12 @@ export NGINX_BUILD_DIR
 CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx \
     cargo test --release --no-default-features --features export-modules --tests 2>&1 | tee -a "$RESULTS"
 unset NGINX_BUILD_DIR
+
+say "nginx-native build: configure --add-dynamic-module=. && make, then the end-to-end tests"
+NATIVE_OBJS=$(bash scripts/nginx-native.sh | tail -n 1)
+NGINX_BUILD_DIR=$NATIVE_OBJS CARGO_TARGET_DIR="$ROOT/target/native" \
+    WCS_MODULE="$NATIVE_OBJS/ngx_http_wcs_token_auth_module.so" \
+    cargo test --release --no-default-features --tests 2>&1 | tee -a "$RESULTS"
 
 say "demo"
 DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((40000 + RANDOM % 20000))} \
