@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
-# the vendored nginx 1.28.3 and against Debian's packaged nginx, and the demo's own check.
+# the vendored nginx 1.28.3 and against Debian's packaged nginx, the demo's own check and the
+# demo page in a headless browser.
 # Installs the Debian packages it needs (as root) when they are missing.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -21,13 +22,19 @@ cargo test --release --workspace 2>&1 | tee -a "$RESULTS"
 say "end-to-end tests, Debian's nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')"
 NGINX_BUILD_DIR=$(debian_build_dir)
 export NGINX_BUILD_DIR
-CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx \
+# WCS_TOKEN: the CLI from the run above (tests/token_cli.rs; this target dir has none).
+CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx WCS_TOKEN="$ROOT/target/release/wcs-token" \
     cargo test --release --no-default-features --features export-modules --tests 2>&1 | tee -a "$RESULTS"
 unset NGINX_BUILD_DIR
 
 say "demo"
 DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((40000 + RANDOM % 20000))} \
-    bash scripts/demo.sh check
+    DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((40000 + RANDOM % 20000))} bash scripts/demo.sh check
+
+# --- issue 5: the demo page in headless chromium (wcs-token issue/revoke, other origin) ---
+say "browser test"
+bash scripts/browser-test.sh 2>&1 | tee -a "$RESULTS"
+# --- end issue 5 ---
 
 say "all tests passed"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"
