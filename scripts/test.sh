@@ -28,8 +28,11 @@ CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx WCS_TOKEN="$R
 unset NGINX_BUILD_DIR
 
 say "demo"
-DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((40000 + RANDOM % 20000))} \
-    DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((40000 + RANDOM % 20000))} bash scripts/demo.sh check
+# Three adjacent ports below the kernel's ephemeral range (32768-60999), where no outgoing
+# connection of a parallel test run can be holding one.
+base=$((20000 + RANDOM % 12000))
+DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
+    DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))} bash scripts/demo.sh check
 
 # --- issue 5: the demo page in headless chromium (wcs-token issue/revoke, other origin) ---
 say "browser test"
