@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
-# the vendored nginx 1.28.3 and against Debian's packaged nginx, the demo's own check and the
-# demo page in a headless browser.
+# the vendored nginx 1.28.3, against Debian's packaged nginx, and against the module built by
+# nginx's own configure/make (./config), the demo's own check and the demo page in a headless
+# browser.
 # Installs the Debian packages it needs (as root) when they are missing.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -26,6 +27,12 @@ export NGINX_BUILD_DIR
 CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx WCS_TOKEN="$ROOT/target/release/wcs-token" \
     cargo test --release --no-default-features --features export-modules --tests 2>&1 | tee -a "$RESULTS"
 unset NGINX_BUILD_DIR
+
+say "nginx-native build: configure --add-dynamic-module=. && make, then the end-to-end tests"
+NATIVE_OBJS=$(bash scripts/nginx-native.sh | tail -n 1)
+NGINX_BUILD_DIR=$NATIVE_OBJS CARGO_TARGET_DIR="$ROOT/target/native" \
+    WCS_MODULE="$NATIVE_OBJS/ngx_http_wcs_token_auth_module.so" WCS_TOKEN="$ROOT/target/release/wcs-token" \
+    cargo test --release --no-default-features --tests 2>&1 | tee -a "$RESULTS"
 
 say "demo"
 # Three adjacent ports below the kernel's ephemeral range (32768-60999), where no outgoing
