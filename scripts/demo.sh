@@ -6,6 +6,13 @@
 #                            (from a shell and from the demo page in a browser)
 #   scripts/demo.sh stop     stop both
 #   scripts/demo.sh check    start, run every printed command and verify its answer, stop
+#   scripts/demo.sh run      start, then stay in the foreground until stopped (containers)
+#
+# By default it builds nginx 1.28.3 and the module here. With DEMO_PREBUILT=1 it builds nothing
+# and uses what scripts/install.sh installed: DEMO_NGINX (/usr/sbin/nginx), DEMO_MODULE
+# (/usr/lib/nginx/modules/ngx_http_wcs_token_auth_module.so) and the tools in DEMO_BIN
+# (/usr/local/bin); this is how the Docker image runs it. DEMO_LISTEN (127.0.0.1) is the
+# address nginx listens on; the mock WCS stays on 127.0.0.1.
 #
 # Ports: DEMO_PORT (nginx, default 8080), DEMO_OTHER_PORT (the same page from another origin,
 # default 8081) and DEMO_WCS_PORT (mock WCS, default 18443).
@@ -15,9 +22,19 @@ cd "$ROOT"
 PORT=${DEMO_PORT:-8080}
 OTHER_PORT=${DEMO_OTHER_PORT:-8081}
 WCS_PORT=${DEMO_WCS_PORT:-18443}
+LISTEN=${DEMO_LISTEN:-127.0.0.1}
 DEMO="$ROOT/target/demo"
-PROBE="$ROOT/target/release/wcs-ws-probe"
-CLI="$ROOT/target/release/wcs-token"
+if [ "${DEMO_PREBUILT:-0}" = 1 ]; then
+    NGINX=${DEMO_NGINX:-/usr/sbin/nginx}
+    MODULE=${DEMO_MODULE:-/usr/lib/nginx/modules/$DIST_SO}
+    BIN=${DEMO_BIN:-/usr/local/bin}
+else
+    NGINX="$ROOT/target/dist/nginx"
+    MODULE="$ROOT/target/dist/$DIST_SO"
+    BIN="$ROOT/target/release"
+fi
+PROBE="$BIN/wcs-ws-probe"
+CLI="$BIN/wcs-token"
 
 stop() {
     if [ -f "$DEMO/logs/nginx.pid" ]; then
@@ -40,22 +57,24 @@ wait_port() {
 
 start() {
     stop # first: the build replaces target/dist/nginx, which a running demo holds open
-    bash scripts/build.sh
-    cargo build --release -p mock-wcs -p wcs-token
+    if [ "${DEMO_PREBUILT:-0}" != 1 ]; then
+        bash scripts/build.sh
+        cargo build --release -p mock-wcs -p wcs-token
+    fi
     mkdir -p "$DEMO"/{conf,logs,tokens,html,tmp}
     chmod 755 "$DEMO" "$DEMO/tokens"
     # The article's client page (copied: nginx's workers must be able to read it).
     cp demo/www/* "$DEMO/html/"
     chmod -R a+rX "$DEMO/html"
 
-    target/release/mock-wcs --tls "127.0.0.1:$WCS_PORT" >"$DEMO/logs/mock-wcs.log" 2>&1 &
+    "$BIN/mock-wcs" --tls "127.0.0.1:$WCS_PORT" >"$DEMO/logs/mock-wcs.log" 2>&1 &
     echo $! >"$DEMO/mock-wcs.pid"
     wait_port "$WCS_PORT"
 
     local user=""
     [ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
     cat >"$DEMO/conf/nginx.conf" <<CONF
-load_module $ROOT/target/dist/$DIST_SO;
+load_module $MODULE;
 $user
 worker_processes 1;
 error_log $DEMO/logs/error.log info;
@@ -70,7 +89,7 @@ http {
     log_format wcs '\$remote_addr "\$request" \$status wcs_auth=\$wcs_token_auth_status';
     access_log $DEMO/logs/access.log wcs;
     server {
-        listen 127.0.0.1:$PORT;
+        listen $LISTEN:$PORT;
         location / { root $DEMO/html; }
         location /wss {
             wcs_token_auth $DEMO/tokens;
@@ -83,12 +102,12 @@ http {
     }
     # The same page from another origin: its WebSocket to port $PORT must be refused.
     server {
-        listen 127.0.0.1:$OTHER_PORT;
+        listen $LISTEN:$OTHER_PORT;
         location / { root $DEMO/html; }
     }
 }
 CONF
-    target/dist/nginx -p "$DEMO" -e "$DEMO/logs/error.log" -c "$DEMO/conf/nginx.conf"
+    "$NGINX" -p "$DEMO" -e "$DEMO/logs/error.log" -c "$DEMO/conf/nginx.conf"
     wait_port "$PORT"
     wait_port "$OTHER_PORT"
 
@@ -159,5 +178,11 @@ case "${1:-start}" in
     start) start ;;
     stop) stop ;;
     check) check ;;
-    *) die "usage: scripts/demo.sh [start|stop|check]" ;;
+    run)
+        trap 'stop; exit 0' INT TERM
+        start
+        # The mock WCS is this shell's child; nginx runs as a daemon beside it.
+        wait
+        ;;
+    *) die "usage: scripts/demo.sh [start|stop|check|run]" ;;
 esac

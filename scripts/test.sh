@@ -46,5 +46,23 @@ say "browser test"
 bash scripts/browser-test.sh 2>&1 | tee -a "$RESULTS"
 # --- end issue 5 ---
 
+say "install into a staging root as the Docker image does, then the demo from it on Debian's nginx"
+STAGE="$ROOT/target/stage"
+rm -rf "$STAGE"
+bash scripts/install.sh "$STAGE"
+snippet=usr/share/nginx/modules-available/mod-http-wcs-token-auth.conf
+[ "$(readlink "$STAGE/etc/nginx/modules-enabled/50-mod-http-wcs-token-auth.conf")" = "/$snippet" ] ||
+    die "modules-enabled link does not point at /$snippet"
+check_prefix=$(mktemp -d)
+ln -s "$STAGE/usr/lib/nginx/modules" "$check_prefix/modules" # Debian's prefix has this link
+printf 'include %s;\nevents {}\nhttp { server { location / { wcs_token_auth /tmp; } } }\n' \
+    "$STAGE/$snippet" >"$check_prefix/nginx.conf"
+/usr/sbin/nginx -t -q -p "$check_prefix" -c "$check_prefix/nginx.conf" -e /dev/stderr -g "pid $check_prefix/nginx.pid;" ||
+    die "Debian's nginx refuses the installed module"
+rm -rf "$check_prefix"
+DEMO_PREBUILT=1 DEMO_NGINX=/usr/sbin/nginx DEMO_MODULE="$STAGE/usr/lib/nginx/modules/$DIST_SO" \
+    DEMO_BIN="$STAGE/usr/local/bin" DEMO_PORT=$base DEMO_OTHER_PORT=$((base + 1)) \
+    DEMO_WCS_PORT=$((base + 2)) bash scripts/demo.sh check
+
 say "all tests passed"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"
