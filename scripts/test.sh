@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
-# the vendored nginx 1.28.3 and against Debian's packaged nginx, and the demo's own check.
+# the vendored nginx 1.28.3, against Debian's packaged nginx, and against the module built by
+# nginx's own configure/make (./config), the demo's own check and the demo page in a headless
+# browser.
 # Installs the Debian packages it needs (as root) when they are missing.
 # WCS_LONG=1 scripts/test.sh runs the long variants (minutes of load and churn, a million
 # random hostile requests) instead of the short ones.
@@ -27,13 +29,46 @@ cargo test --release --workspace 2>&1 | tee -a "$RESULTS"
 say "end-to-end tests, Debian's nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')"
 NGINX_BUILD_DIR=$(debian_build_dir)
 export NGINX_BUILD_DIR
-CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx \
+# WCS_TOKEN: the CLI from the run above (tests/token_cli.rs; this target dir has none).
+CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx WCS_TOKEN="$ROOT/target/release/wcs-token" \
     cargo test --release --no-default-features --features export-modules --tests 2>&1 | tee -a "$RESULTS"
 unset NGINX_BUILD_DIR
 
+say "nginx-native build: configure --add-dynamic-module=. && make, then the end-to-end tests"
+NATIVE_OBJS=$(bash scripts/nginx-native.sh | tail -n 1)
+NGINX_BUILD_DIR=$NATIVE_OBJS CARGO_TARGET_DIR="$ROOT/target/native" \
+    WCS_MODULE="$NATIVE_OBJS/ngx_http_wcs_token_auth_module.so" WCS_TOKEN="$ROOT/target/release/wcs-token" \
+    cargo test --release --no-default-features --tests 2>&1 | tee -a "$RESULTS"
+
 say "demo"
-DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((40000 + RANDOM % 20000))} \
-    bash scripts/demo.sh check
+# Three adjacent ports below the kernel's ephemeral range (32768-60999), where no outgoing
+# connection of a parallel test run can be holding one.
+base=$((20000 + RANDOM % 12000))
+DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
+    DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))} bash scripts/demo.sh check
+
+# --- issue 5: the demo page in headless chromium (wcs-token issue/revoke, other origin) ---
+say "browser test"
+bash scripts/browser-test.sh 2>&1 | tee -a "$RESULTS"
+# --- end issue 5 ---
+
+say "install into a staging root as the Docker image does, then the demo from it on Debian's nginx"
+STAGE="$ROOT/target/stage"
+rm -rf "$STAGE"
+bash scripts/install.sh "$STAGE"
+snippet=usr/share/nginx/modules-available/mod-http-wcs-token-auth.conf
+[ "$(readlink "$STAGE/etc/nginx/modules-enabled/50-mod-http-wcs-token-auth.conf")" = "/$snippet" ] ||
+    die "modules-enabled link does not point at /$snippet"
+check_prefix=$(mktemp -d)
+ln -s "$STAGE/usr/lib/nginx/modules" "$check_prefix/modules" # Debian's prefix has this link
+printf 'include %s;\nevents {}\nhttp { server { location / { wcs_token_auth /tmp; } } }\n' \
+    "$STAGE/$snippet" >"$check_prefix/nginx.conf"
+/usr/sbin/nginx -t -q -p "$check_prefix" -c "$check_prefix/nginx.conf" -e /dev/stderr -g "pid $check_prefix/nginx.pid;" ||
+    die "Debian's nginx refuses the installed module"
+rm -rf "$check_prefix"
+DEMO_PREBUILT=1 DEMO_NGINX=/usr/sbin/nginx DEMO_MODULE="$STAGE/usr/lib/nginx/modules/$DIST_SO" \
+    DEMO_BIN="$STAGE/usr/local/bin" DEMO_PORT=$base DEMO_OTHER_PORT=$((base + 1)) \
+    DEMO_WCS_PORT=$((base + 2)) bash scripts/demo.sh check
 
 # --- security figures (issue 4) ---
 say "security figures${WCS_LONG:+ (WCS_LONG=$WCS_LONG)}"

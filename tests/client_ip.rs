@@ -122,7 +122,9 @@ fn explicit_proxy_set_header_still_wins() {
     assert_eq!(
         header_values(&r.body, "X-Client-IP"),
         ["from-config"],
-        "{}",
+        "{} {}\n{}",
+        r.status,
+        r.head,
         r.body
     );
 }

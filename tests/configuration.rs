@@ -297,8 +297,19 @@ fn example_configuration_passes_nginx_t_and_serves_wss() {
         Some(403)
     );
     drop(ws);
+    // nginx logs the upgraded request only once it sees the WebSocket close: wait for that
+    // before stopping it, or a fast shutdown can lose the line.
+    let access_log = prefix.path().join("logs/access.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut access = String::new();
+    while std::time::Instant::now() < deadline {
+        access = fs::read_to_string(&access_log).unwrap_or_default();
+        if access.contains("wcs_auth=allowed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(stop);
-    let access = fs::read_to_string(prefix.path().join("logs/access.log")).unwrap();
     assert!(
         access.contains("wcs_auth=allowed")
             && access.contains("wcs_auth=origin_denied")

@@ -8,6 +8,7 @@ use std::ffi::CStr;
 
 use crate::cache::{Entry, TokenCache};
 use crate::cookie;
+use crate::expiry;
 use crate::origin::{OriginHeader, OriginPolicy};
 use crate::store::{self, DirError, Lookup};
 use crate::token::{self, TokenError};
@@ -108,12 +109,7 @@ where
         Err(TokenError::Empty) => return Outcome::Refused(Status::NoToken),
         Err(TokenError::Malformed) => return Outcome::Refused(Status::MalformedToken),
     };
-    let fresh = |mtime: i64| match policy.max_age_secs {
-        None => true,
-        Some(max) => {
-            clock.unix_secs.saturating_sub(mtime) <= i64::try_from(max).unwrap_or(i64::MAX)
-        }
-    };
+    let fresh = |mtime: i64| expiry::is_fresh(mtime, clock.unix_secs, policy.max_age_secs);
 
     let key = token.as_bytes();
     if let Some(entry) = cache.get(policy.dir_id, key, clock.now_ms) {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 pub mod cookie;
 pub mod directive;
+pub mod expiry;
 pub mod origin;
 pub mod store;
 pub mod token;

@@ -6,6 +6,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 
@@ -37,16 +38,28 @@ impl DirError {
 }
 
 pub fn lookup(dir: &CStr, token: Token<'_>) -> Result<Lookup, DirError> {
-    // O_PATH: only search permission is needed, as for `-f dir/token`.
+    lookup_in(open_dir(dir)?.as_fd(), token)
+}
+
+/// Opens the token directory for lookups (`O_PATH`: only search permission is needed, as
+/// for `-f dir/token`).
+pub fn open_dir(dir: &CStr) -> Result<OwnedFd, DirError> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let dir_fd = fs::open(dir, flags, Mode::empty()).map_err(|e| {
-        if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR {
-            DirError::Missing(e.into())
-        } else {
-            DirError::Failed(e.into())
-        }
-    })?;
-    match fs::statat(&dir_fd, token.as_bytes(), AtFlags::SYMLINK_NOFOLLOW) {
+    fs::open(dir, flags, Mode::empty()).map_err(dir_error)
+}
+
+/// Classifies an error opening the token directory.
+pub fn dir_error(e: rustix::io::Errno) -> DirError {
+    if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR {
+        DirError::Missing(e.into())
+    } else {
+        DirError::Failed(e.into())
+    }
+}
+
+/// Looks `token` up in an already open token directory.
+pub fn lookup_in(dir: BorrowedFd<'_>, token: Token<'_>) -> Result<Lookup, DirError> {
+    match fs::statat(dir, token.as_bytes(), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
             Ok(Lookup::Found { mtime: st.st_mtime })
         }

@@ -258,7 +258,11 @@ impl Nginx {
             let now = self.worker_pids();
             let log = self.prefix.error_log();
             let old_quiet = before.iter().all(|p| {
-                !now.contains(p) || log.contains(&format!("{p}#{p}: gracefully shutting down"))
+                // "PID#TID": TID is 0 in an nginx built without threads.
+                !now.contains(p)
+                    || log.lines().any(|l| {
+                        l.contains(&format!(" {p}#")) && l.ends_with(": gracefully shutting down")
+                    })
             });
             if old_quiet && now.iter().any(|p| !before.contains(p)) {
                 return;
