@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 pub mod cookie;
 pub mod directive;
+pub mod key_hash;
 pub mod origin;
 pub mod store;
 pub mod token;

@@ -50,27 +50,67 @@ impl fmt::Display for OriginError {
 impl Origin {
     /// Parses a request's `Origin` header value. `null` and anything unusual are errors.
     pub fn parse(value: &[u8]) -> Result<Origin, OriginError> {
-        parse(value, false)
+        RequestOrigin::parse(value).map(RequestOrigin::into_owned)
     }
 
     /// Parses one `wcs_token_auth_origins` entry, where `scheme://*.domain[:port]` is allowed.
     pub fn parse_pattern(value: &[u8]) -> Result<Origin, OriginError> {
-        parse(value, true)
+        let parts = split(value, true)?;
+        let host = if parts.wildcard {
+            Host::AnySubdomainOf(format!(".{}", lower(parts.host)))
+        } else {
+            Host::Exact(lower(parts.host))
+        };
+        Ok(Origin {
+            scheme: lower(parts.scheme),
+            host,
+            port: parts.port,
+        })
     }
 
     /// Does the request origin `other` match this allow-list entry?
-    pub fn matches(&self, other: &Origin) -> bool {
-        let Host::Exact(host) = &other.host else {
-            return false;
-        };
-        self.scheme == other.scheme
+    pub fn matches(&self, other: &RequestOrigin<'_>) -> bool {
+        let host = other.host;
+        self.scheme.as_bytes().eq_ignore_ascii_case(other.scheme)
             && self.port == other.port
             && match &self.host {
-                Host::Exact(h) => h == host,
+                Host::Exact(h) => h.as_bytes().eq_ignore_ascii_case(host),
                 Host::AnySubdomainOf(suffix) => {
-                    host.len() > suffix.len() && host.ends_with(suffix.as_str())
+                    host.len() > suffix.len()
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
                 }
             }
+    }
+}
+
+/// A request's `Origin`, validated but borrowed from the header: checking it allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestOrigin<'a> {
+    /// As sent: compare case-insensitively.
+    scheme: &'a [u8],
+    /// As sent: compare case-insensitively.
+    host: &'a [u8],
+    /// `None` when absent or equal to the scheme's default port.
+    port: Option<u16>,
+}
+
+impl<'a> RequestOrigin<'a> {
+    /// Parses a request's `Origin` header value. `null` and anything unusual are errors.
+    pub fn parse(value: &'a [u8]) -> Result<RequestOrigin<'a>, OriginError> {
+        let parts = split(value, false)?;
+        Ok(RequestOrigin {
+            scheme: parts.scheme,
+            host: parts.host,
+            port: parts.port,
+        })
+    }
+
+    fn into_owned(self) -> Origin {
+        Origin {
+            scheme: lower(self.scheme),
+            host: Host::Exact(lower(self.host)),
+            port: self.port,
+        }
     }
 
     /// Same-origin test against a `Host` header: host and port only, with 80 and 443 dropped
@@ -78,27 +118,36 @@ impl Origin {
     /// termination the page's scheme need not be the connection's. So `http://h:443` matches
     /// `Host: h`; list origins explicitly where that matters.
     pub fn same_host(&self, host_header: &[u8]) -> bool {
-        let Host::Exact(host) = &self.host else {
-            return false;
-        };
         let Ok((other_host, other_port)) = split_host_port(host_header) else {
             return false;
         };
         let drop_default = |p: Option<u16>| p.filter(|p| *p != 80 && *p != 443);
-        host.as_bytes().eq_ignore_ascii_case(other_host)
-            && drop_default(self.port.or(default_port(&self.scheme))) == drop_default(other_port)
+        self.host.eq_ignore_ascii_case(other_host)
+            && drop_default(self.port.or(default_port(self.scheme))) == drop_default(other_port)
     }
 }
 
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
-        _ => None,
+fn default_port(scheme: &[u8]) -> Option<u16> {
+    let is = |s: &[u8]| scheme.eq_ignore_ascii_case(s);
+    if is(b"http") || is(b"ws") {
+        Some(80)
+    } else if is(b"https") || is(b"wss") {
+        Some(443)
+    } else {
+        None
     }
 }
 
-fn parse(value: &[u8], allow_wildcard: bool) -> Result<Origin, OriginError> {
+/// An origin's validated parts, borrowed from the input; `host` is without the `*.` when
+/// `wildcard`.
+struct Parts<'a> {
+    scheme: &'a [u8],
+    host: &'a [u8],
+    port: Option<u16>,
+    wildcard: bool,
+}
+
+fn split(value: &[u8], allow_wildcard: bool) -> Result<Parts<'_>, OriginError> {
     let sep = find(value, b"://").ok_or(OriginError::NoScheme)?;
     let scheme = &value[..sep];
     let valid_scheme = matches!(scheme.first(), Some(b) if b.is_ascii_alphabetic())
@@ -108,28 +157,32 @@ fn parse(value: &[u8], allow_wildcard: bool) -> Result<Origin, OriginError> {
     if !valid_scheme {
         return Err(OriginError::BadScheme);
     }
-    let scheme = String::from_utf8_lossy(scheme).to_ascii_lowercase();
 
     let rest = &value[sep + 3..];
     if rest.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@')) {
         return Err(OriginError::HasPath);
     }
     let (host, port) = split_host_port(rest)?;
-    let port = port.filter(|p| Some(*p) != default_port(&scheme));
+    let port = port.filter(|p| Some(*p) != default_port(scheme));
 
-    let host = match host.strip_prefix(b"*.") {
+    let (host, wildcard) = match host.strip_prefix(b"*.") {
         Some(domain) if allow_wildcard => {
             check_dns_name(domain)?;
-            Host::AnySubdomainOf(format!(".{}", lower(domain)))
+            (domain, true)
         }
         _ if host.contains(&b'*') => return Err(OriginError::WildcardNotAllowed),
-        _ if host.starts_with(b"[") => Host::Exact(lower(host)),
+        _ if host.starts_with(b"[") => (host, false),
         _ => {
             check_dns_name(host)?;
-            Host::Exact(lower(host))
+            (host, false)
         }
     };
-    Ok(Origin { scheme, host, port })
+    Ok(Parts {
+        scheme,
+        host,
+        port,
+        wildcard,
+    })
 }
 
 /// Splits `host[:port]` where host may be a bracketed IPv6 literal.
@@ -256,7 +309,7 @@ impl OriginPolicy {
         if let OriginPolicy::Any = self {
             return true;
         }
-        let Ok(origin) = Origin::parse(value) else {
+        let Ok(origin) = RequestOrigin::parse(value) else {
             return false;
         };
         match self {
@@ -314,6 +367,24 @@ mod tests {
         assert!(!allows(&p, "https://a.example.com.evil.net"));
         assert!(!allows(&p, "http://a.example.com"));
         assert!(!allows(&p, "https://a.example.com:8443"));
+        assert!(allows(&p, "HTTPS://A.Example.COM"), "case-insensitive");
+        assert!(allows(&p, "https://a.example.com:443"), "default port");
+    }
+
+    #[test]
+    fn request_origins_parse_like_owned_ones() {
+        for v in ["https://A.b.com:8443", "http://[::1]:80", "wss://x.y"] {
+            let r = RequestOrigin::parse(v.as_bytes()).unwrap();
+            assert_eq!(r.into_owned(), Origin::parse(v.as_bytes()).unwrap());
+            assert_eq!(
+                Origin::parse(v.as_bytes()).unwrap(),
+                Origin::parse(v.to_ascii_lowercase().as_bytes()).unwrap()
+            );
+        }
+        assert_eq!(
+            RequestOrigin::parse(b"https://*.a.com"),
+            Err(OriginError::WildcardNotAllowed)
+        );
     }
 
     #[test]
