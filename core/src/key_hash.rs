@@ -63,7 +63,11 @@ mod tests {
         assert_eq!(hash(b"t0000001"), hash(b"t0000001"));
         let keys: Vec<String> = (0..100_000).map(|i| format!("t{i:07}")).collect();
         let hashes: HashSet<u64> = keys.iter().map(|k| hash(k.as_bytes())).collect();
-        assert_eq!(hashes.len(), keys.len(), "no collisions among sequential tokens");
+        assert_eq!(
+            hashes.len(),
+            keys.len(),
+            "no collisions among sequential tokens"
+        );
         // The tail past the last full word counts, and so does the length.
         assert_ne!(hash(b"abcdefgh1"), hash(b"abcdefgh2"));
         assert_ne!(hash(b"a"), hash(b"a\0"));

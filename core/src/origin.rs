@@ -97,7 +97,10 @@ pub struct RequestOrigin<'a> {
 impl<'a> RequestOrigin<'a> {
     /// Parses a request's `Origin` header value. `null` and anything unusual are errors.
     pub fn parse(value: &'a [u8]) -> Result<RequestOrigin<'a>, OriginError> {
-        let parts = split(value, false)?;
+        let parts = match split_common(value) {
+            Some(parts) => parts,
+            None => split(value, false)?,
+        };
         Ok(RequestOrigin {
             scheme: parts.scheme,
             host: parts.host,
@@ -118,28 +121,46 @@ impl<'a> RequestOrigin<'a> {
     /// termination the page's scheme need not be the connection's. So `http://h:443` matches
     /// `Host: h`; list origins explicitly where that matters.
     pub fn same_host(&self, host_header: &[u8]) -> bool {
-        let Ok((other_host, other_port)) = split_host_port(host_header) else {
+        // The Origin's host is a valid DNS name or bracketed IPv6 literal, so it holds no ':'
+        // outside brackets: Host must start with it and continue with nothing or ":port".
+        let Some(prefix) = host_header.get(..self.host.len()) else {
             return false;
         };
+        // Exact bytes first: browsers and Host headers are lower-case in practice.
+        if prefix != self.host && !prefix.eq_ignore_ascii_case(self.host) {
+            return false;
+        }
+        let other_port = match &host_header[self.host.len()..] {
+            [] => None,
+            [b':', port @ ..] => match parse_port(port) {
+                Ok(p) => Some(p),
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
         let drop_default = |p: Option<u16>| p.filter(|p| *p != 80 && *p != 443);
-        self.host.eq_ignore_ascii_case(other_host)
-            && drop_default(self.port.or(default_port(self.scheme))) == drop_default(other_port)
+        let port = match self.port {
+            Some(p) => Some(p),
+            None => default_port(self.scheme),
+        };
+        drop_default(port) == drop_default(other_port)
     }
 }
 
 fn default_port(scheme: &[u8]) -> Option<u16> {
     let is = |s: &[u8]| scheme.eq_ignore_ascii_case(s);
-    if is(b"http") || is(b"ws") {
-        Some(80)
-    } else if is(b"https") || is(b"wss") {
-        Some(443)
-    } else {
-        None
+    match scheme.len() {
+        2 if is(b"ws") => Some(80),
+        3 if is(b"wss") => Some(443),
+        4 if is(b"http") => Some(80),
+        5 if is(b"https") => Some(443),
+        _ => None,
     }
 }
 
 /// An origin's validated parts, borrowed from the input; `host` is without the `*.` when
 /// `wildcard`.
+#[derive(Debug, PartialEq, Eq)]
 struct Parts<'a> {
     scheme: &'a [u8],
     host: &'a [u8],
@@ -147,6 +168,77 @@ struct Parts<'a> {
     wildcard: bool,
 }
 
+/// Byte classes for [`split_common`].
+const SCHEME: u8 = 1;
+const LABEL: u8 = 2;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        t[b] = if alnum || c == b'+' || c == b'-' || c == b'.' {
+            SCHEME
+        } else {
+            0
+        } | if alnum || c == b'-' || c == b'_' {
+            LABEL
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// One pass over the common shape, `scheme://dns.name[:port]`, for the request path: the same
+/// parts [`split`] returns for it, or `None` (then [`split`] decides, and names the error).
+fn split_common(value: &[u8]) -> Option<Parts<'_>> {
+    let n = value.len();
+    let mut i = 0;
+    while i < n && CLASS[value[i] as usize] & SCHEME != 0 {
+        i += 1;
+    }
+    let starts_alpha = value.first().is_some_and(u8::is_ascii_alphabetic);
+    if !starts_alpha || value.get(i..i + 3) != Some(b"://") {
+        return None;
+    }
+    let scheme = &value[..i];
+    i += 3;
+    let host_start = i;
+    let mut label = 0;
+    while i < n {
+        let b = value[i];
+        if CLASS[b as usize] & LABEL != 0 {
+            label += 1;
+            if label > 63 {
+                return None;
+            }
+        } else if b == b'.' && label > 0 {
+            label = 0;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let host = &value[host_start..i];
+    if label == 0 || host.len() > 253 {
+        return None; // empty, empty last label, or too long
+    }
+    let port = match &value[i..] {
+        [] => None,
+        [b':', digits @ ..] => Some(parse_port(digits).ok()?),
+        _ => return None,
+    };
+    Some(Parts {
+        scheme,
+        host,
+        port: port.filter(|p| Some(*p) != default_port(scheme)),
+        wildcard: false,
+    })
+}
+
+/// The reference parser: every shape, and the reason for a refusal.
 fn split(value: &[u8], allow_wildcard: bool) -> Result<Parts<'_>, OriginError> {
     let sep = find(value, b"://").ok_or(OriginError::NoScheme)?;
     let scheme = &value[..sep];
@@ -219,10 +311,17 @@ fn split_host_port(s: &[u8]) -> Result<(&[u8], Option<u16>), OriginError> {
 }
 
 fn parse_port(s: &[u8]) -> Result<u16, OriginError> {
-    if s.is_empty() || s.len() > 5 || !s.iter().all(u8::is_ascii_digit) {
+    if s.is_empty() || s.len() > 5 {
         return Err(OriginError::BadPort);
     }
-    let n = s.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    let mut n = 0u32;
+    for &d in s {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(OriginError::BadPort);
+        }
+        n = n * 10 + u32::from(digit);
+    }
     match u16::try_from(n) {
         Ok(p) if p != 0 => Ok(p),
         _ => Err(OriginError::BadPort),
@@ -372,6 +471,75 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_parser_agrees_with_the_reference() {
+        let mut inputs: Vec<Vec<u8>> = [
+            "https://a.example.com",
+            "HTTPS://A.Example.COM:443",
+            "http://127.0.0.1:8080",
+            "http://h:80",
+            "ws://h:0",
+            "ws://h:65535",
+            "ws://h:65536",
+            "ws://h:123456",
+            "ws://h:",
+            "ws://h:8x",
+            "a+b.c-d://h",
+            "1a://h",
+            "://h",
+            "h",
+            "null",
+            "",
+            "https://",
+            "https://.a",
+            "https://a.",
+            "https://a..b",
+            "https://a_b-c.d",
+            "https://a/b",
+            "https://a?b",
+            "https://u@a",
+            "https://*.a.com",
+            "https://[::1]:8080",
+            "https://a:b://c",
+            "ht:tp://a",
+            "https://a b",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        inputs.push(format!("https://{}.com", "a".repeat(63)).into_bytes());
+        inputs.push(format!("https://{}.com", "a".repeat(64)).into_bytes());
+        inputs.push(format!("https://{}", vec!["a".repeat(50); 5].join(".")).into_bytes());
+        inputs.push(format!("https://{}", vec!["a".repeat(49); 5].join(".")).into_bytes());
+        // Every byte in every position of a typical origin.
+        let base = b"https://a.b:1".to_vec();
+        for pos in 0..=base.len() {
+            for b in 0..=255u8 {
+                let mut v = base.clone();
+                v.insert(pos, b);
+                inputs.push(v);
+            }
+        }
+        for common in [
+            "https://a.example.com",
+            "http://127.0.0.1:8080",
+            "WSS://X_Y.z-w:1",
+        ] {
+            assert!(split_common(common.as_bytes()).is_some(), "{common}");
+        }
+        for v in &inputs {
+            let reference = split(v, false);
+            match split_common(v) {
+                Some(fast) => assert_eq!(Ok(&fast), reference.as_ref(), "{}", v.escape_ascii()),
+                None => assert!(
+                    reference.is_err() || v.contains(&b'['),
+                    "the one-pass parser gave up on {} which the reference accepts",
+                    v.escape_ascii()
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn request_origins_parse_like_owned_ones() {
         for v in ["https://A.b.com:8443", "http://[::1]:80", "wss://x.y"] {
             let r = RequestOrigin::parse(v.as_bytes()).unwrap();
@@ -417,6 +585,11 @@ mod tests {
         assert!(!same("https://wcs.example.com:8443", "wcs.example.com"));
         assert!(!same("http://127.0.0.1:8080", "127.0.0.1:8081"));
         assert!(!same("null", "wcs.example.com"));
+        assert!(!same("https://wcs.example.com", "wcs.example.comx"));
+        assert!(!same("https://wcs.example.com", "wcs.example.com:"));
+        assert!(!same("https://wcs.example.com", "wcs.example.com:443x"));
+        assert!(!same("https://wcs.example.com", "wcs.example.co"));
+        assert!(same("http://h:8080", "H:08080"));
         assert!(!p.allows(OriginHeader::One(b"https://wcs.example.com"), None, false));
     }
 

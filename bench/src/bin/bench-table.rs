@@ -137,7 +137,14 @@ fn stat(mut v: Vec<f64>) -> Option<Stat> {
 }
 
 impl Data {
-    fn find(&self, group: &str, workload: &str, mode: &str, dir: Option<&str>, variant: &str) -> Option<&Cell> {
+    fn find(
+        &self,
+        group: &str,
+        workload: &str,
+        mode: &str,
+        dir: Option<&str>,
+        variant: &str,
+    ) -> Option<&Cell> {
         self.order.iter().find(|c| {
             c.group == group
                 && c.workload == workload
@@ -246,9 +253,27 @@ fn targets(d: &Data) -> Vec<Target> {
     let main = |w: &str, v: &str| d.find("main", w, "hot", None, v);
     let ws = |v: &str| d.find("ws", "ws", "hot", None, v);
     let mut t = vec![
-        ratio_target(d, "static: module ≥ 0.97 × none", main("static", "module"), main("static", "none"), 0.97),
-        ratio_target(d, "static: module ≥ seed", main("static", "module"), main("static", "seed"), 1.0),
-        ratio_target(d, "proxy: module ≥ 0.98 × none", main("proxy", "module"), main("proxy", "none"), 0.98),
+        ratio_target(
+            d,
+            "static: module ≥ 0.97 × none",
+            main("static", "module"),
+            main("static", "none"),
+            0.97,
+        ),
+        ratio_target(
+            d,
+            "static: module ≥ seed",
+            main("static", "module"),
+            main("static", "seed"),
+            1.0,
+        ),
+        ratio_target(
+            d,
+            "proxy: module ≥ 0.98 × none",
+            main("proxy", "module"),
+            main("proxy", "none"),
+            0.98,
+        ),
         ratio_target(
             d,
             "proxy: module ≥ 2 × auth_request",
@@ -256,12 +281,21 @@ fn targets(d: &Data) -> Vec<Target> {
             main("proxy", "auth_request"),
             2.0,
         ),
-        ratio_target(d, "WebSocket handshakes/s: module ≥ 0.97 × none", ws("module"), ws("none"), 0.97),
+        ratio_target(
+            d,
+            "WebSocket handshakes/s: module ≥ 0.97 × none",
+            ws("module"),
+            ws("none"),
+            0.97,
+        ),
     ];
     for mode in ["hot", "rotate", "random"] {
         t.push(ratio_target(
             d,
-            &format!("flat with scale ({}): module at 1e6 ≥ 0.97 × module at 1e3", mode_name(mode)),
+            &format!(
+                "flat with scale ({}): module at 1e6 ≥ 0.97 × module at 1e3",
+                mode_name(mode)
+            ),
             d.find("scale", "static", mode, Some("1e6"), "module"),
             d.find("scale", "static", mode, Some("1e3"), "module"),
             0.97,
@@ -269,7 +303,11 @@ fn targets(d: &Data) -> Vec<Target> {
     }
     if let (Some(m), Some(fill)) = (d.memory.get("memory"), d.memory.get("memory_fill")) {
         let g = |k: &str| m.get(k).copied().unwrap_or(0.0);
-        let filled = fill.get("requests").copied().unwrap_or(0.0).min(g("cache_size"));
+        let filled = fill
+            .get("requests")
+            .copied()
+            .unwrap_or(0.0)
+            .min(g("cache_size"));
         let per_entry = if filled > 0.0 {
             (g("rss2_kb") - g("rss1_kb")) * 1024.0 / filled
         } else {

@@ -48,9 +48,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "bad --connections")?
             }
             "--duration" => {
-                args.duration = value("--duration")?
-                    .parse()
-                    .map_err(|_| "bad --duration")?
+                args.duration = value("--duration")?.parse().map_err(|_| "bad --duration")?
             }
             "--expect" => args.expect = value("--expect")?.parse().map_err(|_| "bad --expect")?,
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
