@@ -16,6 +16,9 @@
 #   scripts/bench.sh --quick    1 round of 1 s per cell, smaller floods: a minute or two
 #   scripts/bench.sh --check    only verifies that every variant answers as it must (200/101
 #                               for a valid token, 403 for an invalid one); exit 1 if not
+#   scripts/bench.sh --callgrind  user-space instructions per request of each variant, counted
+#                               by valgrind's callgrind in a single-process nginx: reproducible
+#                               on a busy machine, where req/s are not (system calls not counted)
 #
 # Settings (environment): BENCH_ROUNDS (3), BENCH_DURATION (5, seconds per cell, variants),
 # BENCH_SCALE_DURATION (3, token-directory scale cells), BENCH_WS_DURATION (5),
@@ -31,6 +34,7 @@ MODE=full
 case "${1:-}" in
     --quick) MODE=quick ;;
     --check) MODE=check ;;
+    --callgrind) MODE=callgrind ;;
     "") ;;
     *) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac
@@ -65,6 +69,7 @@ BAD=not-a-token-0
 ORIGIN="http://127.0.0.1:$PORT"
 
 ensure_packages "${BUILD_PACKAGES[@]}" wrk curl strace procps util-linux
+[ "$MODE" = callgrind ] && ensure_packages valgrind
 
 BENCH="$ROOT/target/bench"
 RUN="$BENCH/run"
@@ -316,6 +321,47 @@ if [ "$MODE" = check ]; then
     exit 0
 fi
 
+# --- callgrind: instructions per request, reproducible ----------------------------------------
+if [ "$MODE" = callgrind ]; then
+    "$NGINX" -p "$RUN/main" -s stop
+    sleep 0.5
+    sed -i 's/^worker_processes 1;/worker_processes 1; master_process off; daemon off;/' "$RUN/main/conf/nginx.conf"
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$RUN/main/callgrind.%p" \
+        "$NGINX" -p "$RUN/main" -c "$RUN/main/conf/nginx.conf" >"$RUN/main/valgrind.log" 2>&1 &
+    VG=$!
+    PIDS_TO_STOP+=("$VG")
+    for _ in $(seq 100); do port_taken "$PORT" && break; sleep 0.2; done
+    echo "| workload | tokens | variant | instructions/request | × none |"
+    echo "|---|---|---|---|---|"
+    for cell in "static hot" "proxy hot" "static rotate" "static random"; do
+        set -- $cell
+        base=
+        for v in "${VARIANTS[@]}"; do
+            path="/$1/$v/$MAIN_DIR/index.html"
+            status_of "$path" "$HOT" >/dev/null
+            callgrind_control -z "$VG" >/dev/null
+            callgrind_control -i on "$VG" >/dev/null
+            out=$(WRK_MODE=$2 WRK_ORIGIN=$ORIGIN WRK_TOKEN=$HOT WRK_NTOK=1000 \
+                "${LOAD_CPU[@]}" wrk -t1 -c1 -d2s -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT$path" | grep '^BENCH')
+            callgrind_control -i off "$VG" >/dev/null
+            callgrind_control -d "$v" "$VG" >/dev/null
+            profile="$RUN/main/callgrind.$1.$2.$v"
+            mv "$(ls "$RUN/main/callgrind.$VG".* | head -n 1)" "$profile"
+            reqs=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+            ir=$(awk '/^totals:/ { print $2 }' "$profile")
+            per=$((ir / reqs))
+            [ "$v" = none ] && base=$per
+            echo "| $1 | $2 | $v | $per | $(awk -v a="$per" -v b="$base" 'BEGIN { printf "%.3f", b / a }') |"
+        done
+    done
+    echo
+    echo "Profiles: $RUN/main/callgrind.WORKLOAD.TOKENS.VARIANT (read them with callgrind_annotate)."
+    echo "User-space instructions only: the seed's stat() and the module's lookups on a cache miss"
+    echo "cost kernel time that callgrind does not see."
+    kill "$VG"
+    exit 0
+fi
+
 # --- timed cells -----------------------------------------------------------------------------
 RESULTS="$BENCH/results.tsv"
 : >"$RESULTS"
@@ -397,10 +443,10 @@ flood_out=$(flood unique-random "$FLOOD")
 rss1=$(rss_kb "$MEM_WORKER")
 fill_out=$(flood unique-valid "$FILL")
 rss2=$(rss_kb "$MEM_WORKER")
-flood2_out=$(flood unique-random "$FLOOD")
+flood2_out=$(flood unique-random $((FLOOD / 10)))
 rss3=$(rss_kb "$MEM_WORKER")
 {
-    echo "memory rss0_kb=$rss0 rss1_kb=$rss1 rss2_kb=$rss2 rss3_kb=$rss3 flood=$FLOOD fill=$FILL cache_size=$FILL_CACHE_SIZE"
+    echo "memory rss0_kb=$rss0 rss1_kb=$rss1 rss2_kb=$rss2 rss3_kb=$rss3 flood=$FLOOD flood2=$((FLOOD / 10)) fill=$FILL cache_size=$FILL_CACHE_SIZE"
     echo "memory_flood $flood_out"
     echo "memory_fill $fill_out"
     echo "memory_flood2 $flood2_out"

@@ -44,8 +44,10 @@ impl<'a> Iterator for Headers<'a> {
     }
 }
 
+#[inline]
 fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
-    h.key.as_bytes().eq_ignore_ascii_case(name)
+    // The length test first: most headers differ in length from the names looked for.
+    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
 }
 
 /// The values of every header called `name` (case-insensitive), in order.

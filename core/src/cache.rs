@@ -83,8 +83,10 @@ impl TokenCache {
             return None;
         }
         let entry = slot.entry;
-        self.unlink(idx);
-        self.push_newest(idx);
+        if self.newest != idx {
+            self.unlink(idx);
+            self.push_newest(idx);
+        }
         Some(entry)
     }
 

@@ -164,6 +164,17 @@ impl Data {
         )
     }
 
+    /// Per-round ratio of `b`'s worker CPU time per request to `a`'s: what the throughput
+    /// ratio would be if the worker alone limited both.
+    fn cpu_ratio(&self, a: &Cell, b: &Cell) -> Option<Stat> {
+        let (sa, sb) = (self.samples.get(a)?, self.samples.get(b)?);
+        stat(
+            sa.iter()
+                .filter_map(|(round, x)| sb.get(round).map(|y| y.cpu_us_per_req / x.cpu_us_per_req))
+                .collect(),
+        )
+    }
+
     fn of(&self, cell: &Cell, f: impl Fn(&Sample) -> f64) -> Option<Stat> {
         stat(self.samples.get(cell)?.values().map(f).collect())
     }
@@ -192,8 +203,8 @@ fn workload_name(w: &str) -> &str {
 }
 
 fn table(d: &Data, out: &mut String) {
-    out.push_str("| workload | tokens | directory | variant | req/s median (min–max) | p99 ms | × none median (min–max) | worker CPU µs/req |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| workload | tokens | directory | variant | req/s median (min–max) | p99 ms | × none median (min–max) | worker CPU µs/req | × none by CPU |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for cell in &d.order {
         let (Some(rate), Some(p99), Some(cpu)) = (
             d.of(cell, |s| s.rate),
@@ -202,12 +213,16 @@ fn table(d: &Data, out: &mut String) {
         ) else {
             continue;
         };
-        let ratio = match d.baseline(cell) {
-            Some(b) if b != cell => d
-                .ratio(cell, b)
-                .map(|r| format!("{:.3} ({:.3}–{:.3})", r.median, r.min, r.max))
-                .unwrap_or_default(),
-            _ => "1".into(),
+        let (ratio, cpu_ratio) = match d.baseline(cell) {
+            Some(b) if b != cell => (
+                d.ratio(cell, b)
+                    .map(|r| format!("{:.3} ({:.3}–{:.3})", r.median, r.min, r.max))
+                    .unwrap_or_default(),
+                d.cpu_ratio(cell, b)
+                    .map(|r| format!("{:.3}", r.median))
+                    .unwrap_or_default(),
+            ),
+            _ => ("1".into(), "1".into()),
         };
         let bad: u64 = d.samples[cell].values().map(|s| s.bad).sum();
         let bad = if bad > 0 {
@@ -218,7 +233,7 @@ fn table(d: &Data, out: &mut String) {
         let dir = if cell.dir == "-" { "any" } else { &cell.dir };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0} ({:.0}–{:.0}){bad} | {:.2} | {ratio} | {:.1} |",
+            "| {} | {} | {} | {} | {:.0} ({:.0}–{:.0}){bad} | {:.2} | {ratio} | {:.1} | {cpu_ratio} |",
             workload_name(&cell.workload),
             mode_name(&cell.mode),
             dir,
@@ -240,10 +255,14 @@ struct Target {
 
 fn ratio_target(d: &Data, name: &str, a: Option<&Cell>, b: Option<&Cell>, min: f64) -> Target {
     let r = a.zip(b).and_then(|(a, b)| d.ratio(a, b));
+    let cpu = a.zip(b).and_then(|(a, b)| d.cpu_ratio(a, b));
+    let cpu = cpu.map_or(String::new(), |c| {
+        format!("; by worker CPU {:.3}", c.median)
+    });
     Target {
         name: name.to_string(),
         measured: r.map_or("not measured".into(), |r| {
-            format!("{:.3} (rounds {:.3}–{:.3})", r.median, r.min, r.max)
+            format!("{:.3} (rounds {:.3}–{:.3}){cpu}", r.median, r.min, r.max)
         }),
         met: r.map(|r| r.median >= min),
     }
@@ -315,6 +334,7 @@ fn targets(d: &Data) -> Vec<Target> {
         };
         let flood_growth = (g("rss1_kb") - g("rss0_kb")) * 1024.0;
         let flood2_growth = (g("rss3_kb") - g("rss2_kb")) * 1024.0;
+        let flood2 = m.get("flood2").copied().unwrap_or(g("flood"));
         let bound = g("cache_size") * per_entry.max(0.0);
         t.push(Target {
             name: format!(
@@ -323,9 +343,10 @@ fn targets(d: &Data) -> Vec<Target> {
                 g("cache_size")
             ),
             measured: format!(
-                "{:+.0} KiB on an empty cache, {:+.0} KiB on a full one; {:.0} valid tokens cost {:+.0} KiB = {:.0} bytes per entry (bound {:.0} KiB); RSS {:.0} → {:.0} → {:.0} → {:.0} KiB",
+                "{:+.0} KiB on an empty cache, {:+.0} KiB for {:.0} more on a full one; {:.0} valid tokens cost {:+.0} KiB = {:.0} bytes per entry (bound {:.0} KiB); RSS {:.0} → {:.0} → {:.0} → {:.0} KiB",
                 flood_growth / 1024.0,
                 flood2_growth / 1024.0,
+                flood2,
                 filled,
                 (g("rss2_kb") - g("rss1_kb")),
                 per_entry,
