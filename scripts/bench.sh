@@ -67,6 +67,7 @@ MAIN_DIR=1e6
 HOT=t0000000
 BAD=not-a-token-0
 ORIGIN="http://127.0.0.1:$PORT"
+MEM_ORIGIN="http://127.0.0.1:$MEM_PORT"
 
 ensure_packages "${BUILD_PACKAGES[@]}" wrk curl strace procps util-linux
 [ "$MODE" = callgrind ] && ensure_packages valgrind
@@ -280,6 +281,22 @@ PIDS_TO_STOP+=($!)
 WORKER=$(worker_of "$RUN/main")
 for _ in $(seq 50); do port_taken "$WCS_PORT" && break; sleep 0.1; done
 
+# The worker's system calls while wrk sends a hot token to /static/$1/ of the memory nginx
+# (long cache TTL, primed by one request first).
+syscalls() { # $1: variant; prints "requests token_dir_syscalls all_syscalls"
+    local trace="$RUN/mem/strace.$1" out reqs
+    curl -s -o /dev/null -H "Origin: $MEM_ORIGIN" -H "Cookie: AUTH=$HOT" "http://127.0.0.1:$MEM_PORT/static/$1/index.html"
+    strace -f -y -qq -o "$trace" -p "$MEM_WORKER" &
+    local spid=$!
+    sleep 0.5
+    out=$(WRK_MODE=hot WRK_TOKEN=$HOT WRK_ORIGIN=$MEM_ORIGIN "${LOAD_CPU[@]}" \
+        wrk -t1 -c4 -d2s -s scripts/bench/wrk.lua "http://127.0.0.1:$MEM_PORT/static/$1/index.html" | grep '^BENCH')
+    sleep 0.3
+    kill -INT "$spid"
+    wait "$spid" 2>/dev/null || true
+    reqs=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+    echo "$reqs $(grep -c "tokens/$MAIN_DIR" "$trace") $(grep -vc '^+++\|^---' "$trace")"
+}
 # --- correctness: each variant must answer before it is timed --------------------------------
 status_of() { # $1: path, $2: token
     curl -s -o /dev/null -w '%{http_code}' -H "Origin: $ORIGIN" -H "Cookie: AUTH=$2" "http://127.0.0.1:$PORT$1"
@@ -318,6 +335,18 @@ say "seed answers $(status_of "/static/seed/$MAIN_DIR/index.html" "$traversal") 
 if [ "$MODE" = check ]; then
     [ "$FAILED" = 0 ] || die "some variants answer wrongly"
     echo "bench check: ${#VARIANTS[@]} variants x 2 workloads x ${#SIZES[@]} directories and WebSocket none/module answer as required"
+    # A fresh cache entry means no system call on the token directory; the seed's stat()
+    # calls show that strace sees them when they happen.
+    "$NGINX" -p "$RUN/main" -s stop
+    start_nginx mem "${NGINX_CPU[@]}"
+    MEM_WORKER=$(worker_of "$RUN/mem")
+    read -r seed_reqs seed_calls _ <<<"$(syscalls seed)"
+    read -r mod_reqs mod_calls _ <<<"$(syscalls module)"
+    [ "${seed_reqs:-0}" -gt 0 ] && [ "$seed_calls" -ge "$seed_reqs" ] ||
+        die "strace saw $seed_calls token-directory calls for $seed_reqs seed requests: it does not trace the worker"
+    [ "${mod_reqs:-0}" -gt 0 ] && [ "$mod_calls" = 0 ] ||
+        die "a cached hot token cost $mod_calls token-directory system calls in $mod_reqs requests"
+    echo "bench check: a cached hot token cost 0 token-directory system calls in $mod_reqs requests (seed: $seed_calls in $seed_reqs)"
     exit 0
 fi
 
@@ -436,8 +465,7 @@ flood() { # $1: mode, $2: count
     wait "$pid" || true
     grep '^BENCH' "$out" || true
 }
-memory_origin="http://127.0.0.1:$MEM_PORT"
-curl -s -o /dev/null -H "Origin: $memory_origin" -H "Cookie: AUTH=$HOT" "http://127.0.0.1:$MEM_PORT/static/module/index.html"
+curl -s -o /dev/null -H "Origin: $MEM_ORIGIN" -H "Cookie: AUTH=$HOT" "http://127.0.0.1:$MEM_PORT/static/module/index.html"
 rss0=$(rss_kb "$MEM_WORKER")
 flood_out=$(flood unique-random "$FLOOD")
 rss1=$(rss_kb "$MEM_WORKER")
@@ -454,20 +482,6 @@ rss3=$(rss_kb "$MEM_WORKER")
 
 # --- system calls of a hot token while its cache entry is fresh --------------------------------
 say "system calls on the token directory: strace on the worker, hot token, fresh cache entry"
-syscalls() { # $1: variant; prints "requests token_dir_syscalls all_syscalls"
-    local trace="$RUN/mem/strace.$1" out reqs
-    curl -s -o /dev/null -H "Origin: $memory_origin" -H "Cookie: AUTH=$HOT" "http://127.0.0.1:$MEM_PORT/static/$1/index.html"
-    strace -f -y -qq -o "$trace" -p "$MEM_WORKER" &
-    local spid=$!
-    sleep 0.5
-    out=$(WRK_MODE=hot WRK_TOKEN=$HOT WRK_ORIGIN=$memory_origin "${LOAD_CPU[@]}" \
-        wrk -t1 -c4 -d2s -s scripts/bench/wrk.lua "http://127.0.0.1:$MEM_PORT/static/$1/index.html" | grep '^BENCH')
-    sleep 0.3
-    kill -INT "$spid"
-    wait "$spid" 2>/dev/null || true
-    reqs=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
-    echo "$reqs $(grep -c "tokens/$MAIN_DIR" "$trace") $(grep -vc '^+++\|^---' "$trace")"
-}
 for v in none seed module; do echo "syscalls:$v $(syscalls "$v")" >>"$RESULTS"; done
 
 # --- report ----------------------------------------------------------------------------------

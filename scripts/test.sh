@@ -29,5 +29,10 @@ say "demo"
 DEMO_PORT=${DEMO_PORT:-$((20000 + RANDOM % 20000))} DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((40000 + RANDOM % 20000))} \
     bash scripts/demo.sh check
 
+# --- benchmark harness (issue 3): every variant of scripts/bench.sh answers as it must -------
+# (200/101 for a valid token, 403 for an invalid one) on the real nginx; no timing here.
+say "bench check"
+bash scripts/bench.sh --check
+
 say "all tests passed"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"
