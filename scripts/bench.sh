@@ -268,7 +268,14 @@ worker_of() { # the worker's pid of the nginx in prefix $1
     pgrep -P "$master" | head -n 1
 }
 
-cpu_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
+# CPU time on the CPU in ns (precise), and user and system clock ticks (for the split).
+cpu_ns() { echo "$(awk '{ print $1 }' "/proc/$1/schedstat") $(awk '{ print $14, $15 }' "/proc/$1/stat")"; }
+cpu_delta() { # "before" "after" -> cpu_ns=.. user_ticks=.. sys_ticks=..
+    local b a
+    read -r -a b <<<"$1"
+    read -r -a a <<<"$2"
+    echo "cpu_ns=$((a[0] - b[0])) user_ticks=$((a[1] - b[1])) sys_ticks=$((a[2] - b[2]))"
+}
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 write_main_conf
@@ -403,7 +410,7 @@ run_wrk() { # $1: cell name, $2: round, $3: seconds, $4: path, $5: token mode
     after=$(cpu_ns "$WORKER")
     [ "$round" = warmup ] && return 0
     # shellcheck disable=SC2086
-    echo "$cell $round $(echo $out | sed 's/^BENCH //') cpu_ns=$((after - before))" >>"$RESULTS"
+    echo "$cell $round $(echo $out | sed 's/^BENCH //') $(cpu_delta "$before" "$after")" >>"$RESULTS"
 }
 
 cells_main() { # workload variant dir mode
@@ -444,7 +451,7 @@ for round in $(seq "$ROUNDS"); do
         out=$("${LOAD_CPU[@]}" target/release/ws-load "ws://127.0.0.1:$PORT/ws/$v/$MAIN_DIR/" \
             --cookie "AUTH=$HOT" --origin "$ORIGIN" --connections "$WS_CONNECTIONS" --duration "$WS_DURATION")
         after=$(cpu_ns "$WORKER")
-        echo "ws:ws:hot:$MAIN_DIR:$v $round $out cpu_ns=$((after - before))" >>"$RESULTS"
+        echo "ws:ws:hot:$MAIN_DIR:$v $round $out $(cpu_delta "$before" "$after")" >>"$RESULTS"
     done
 done
 "$NGINX" -p "$RUN/main" -s stop

@@ -22,6 +22,8 @@ struct Sample {
     rate: f64,
     p99_ms: f64,
     cpu_us_per_req: f64,
+    /// Share of the worker's CPU time spent in user space (from clock ticks).
+    user_share: f64,
     bad: u64,
 }
 
@@ -89,6 +91,7 @@ fn parse(text: &str) -> Data {
             rate: requests / seconds,
             p99_ms: get("p99_us") / 1000.0,
             cpu_us_per_req: get("cpu_ns") / 1000.0 / requests,
+            user_share: get("user_ticks") / (get("user_ticks") + get("sys_ticks")),
             bad: (get("errors") + get("unexpected")) as u64,
         };
         let cell = Cell {
@@ -203,8 +206,8 @@ fn workload_name(w: &str) -> &str {
 }
 
 fn table(d: &Data, out: &mut String) {
-    out.push_str("| workload | tokens | directory | variant | req/s median (min–max) | p99 ms | × none median (min–max) | worker CPU µs/req | × none by CPU |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| workload | tokens | directory | variant | req/s median (min–max) | p99 ms | × none median (min–max) | worker CPU µs/req | × none by CPU | user share |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for cell in &d.order {
         let (Some(rate), Some(p99), Some(cpu)) = (
             d.of(cell, |s| s.rate),
@@ -213,6 +216,9 @@ fn table(d: &Data, out: &mut String) {
         ) else {
             continue;
         };
+        let user = d
+            .of(cell, |s| s.user_share)
+            .map_or(String::new(), |u| format!("{:.0} %", u.median * 100.0));
         let (ratio, cpu_ratio) = match d.baseline(cell) {
             Some(b) if b != cell => (
                 d.ratio(cell, b)
@@ -233,7 +239,7 @@ fn table(d: &Data, out: &mut String) {
         let dir = if cell.dir == "-" { "any" } else { &cell.dir };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0} ({:.0}–{:.0}){bad} | {:.2} | {ratio} | {:.1} | {cpu_ratio} |",
+            "| {} | {} | {} | {} | {:.0} ({:.0}–{:.0}){bad} | {:.2} | {ratio} | {:.1} | {cpu_ratio} | {user} |",
             workload_name(&cell.workload),
             mode_name(&cell.mode),
             dir,
@@ -441,4 +447,76 @@ fn main() -> ExitCode {
     );
     print!("{out}");
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINES: &str = "\
+main:static:hot:1e6:none 1 requests=1000 duration_us=1000000 p99_us=2000 cpu_ns=5000000 user_ticks=1 sys_ticks=3
+main:static:hot:1e6:module 1 requests=900 duration_us=1000000 p99_us=3000 cpu_ns=5400000 user_ticks=1 sys_ticks=1
+main:static:hot:1e6:none 2 requests=2000 duration_us=1000000 p99_us=1000 cpu_ns=10000000
+main:static:hot:1e6:module 2 requests=1960 duration_us=1000000 p99_us=1000 cpu_ns=9800000
+ws:ws:hot:1e6:none 1 handshakes=500 seconds=1.0 rate=500 p50_us=1 p99_us=9 unexpected=2 cpu_ns=1
+memory rss0_kb=100 rss1_kb=100 rss2_kb=200 rss3_kb=200 flood=10 flood2=1 fill=1024 cache_size=1024
+memory_fill BENCH requests=1024
+syscalls:module 100 0 600
+garbage line
+";
+
+    #[test]
+    fn medians_and_per_round_ratios() {
+        let d = parse(LINES);
+        let none = d.find("main", "static", "hot", None, "none").unwrap();
+        let module = d
+            .find("main", "static", "hot", Some("1e6"), "module")
+            .unwrap();
+        let rate = d.of(none, |s| s.rate).unwrap();
+        assert_eq!((rate.median, rate.min, rate.max), (1500.0, 1000.0, 2000.0));
+        // Round 1: 0.9, round 2: 0.98; the ratio is taken within each round.
+        let r = d.ratio(module, none).unwrap();
+        assert!((r.median - 0.94).abs() < 1e-9, "{r:?}");
+        assert!((r.min - 0.9).abs() < 1e-9 && (r.max - 0.98).abs() < 1e-9);
+        // CPU per request: none 5 µs in both rounds; module 6 and 5 µs.
+        let c = d.cpu_ratio(module, none).unwrap();
+        assert!((c.min - 5.0 / 6.0).abs() < 1e-9 && (c.max - 1.0).abs() < 1e-9);
+        let ws = d.find("ws", "ws", "hot", None, "none").unwrap();
+        assert_eq!(d.samples[ws]["1"].bad, 2);
+        assert_eq!(d.samples[module]["1"].user_share, 0.5);
+    }
+
+    #[test]
+    fn targets_report_memory_per_entry_and_syscalls() {
+        let t = targets(&parse(LINES));
+        let mem = t.iter().find(|t| t.name.starts_with("RSS")).unwrap();
+        assert!(
+            mem.measured.contains("= 100 bytes per entry"),
+            "{}",
+            mem.measured
+        );
+        assert_eq!(mem.met, Some(true));
+        let sys = t
+            .iter()
+            .find(|t| t.name.contains("no file-system call"))
+            .unwrap();
+        assert_eq!(sys.met, Some(true));
+        let stat_target = t
+            .iter()
+            .find(|t| t.name.starts_with("static: module ≥ 0.97"))
+            .unwrap();
+        assert_eq!(stat_target.met, Some(false), "0.94 < 0.97");
+        let proxy = t
+            .iter()
+            .find(|t| t.name.starts_with("proxy: module ≥ 0.98"))
+            .unwrap();
+        assert_eq!(proxy.met, None, "not measured");
+    }
+
+    #[test]
+    fn even_and_odd_medians() {
+        assert_eq!(stat(vec![3.0, 1.0, 2.0]).unwrap().median, 2.0);
+        assert_eq!(stat(vec![4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert!(stat(vec![]).is_none());
+    }
 }
