@@ -12,7 +12,8 @@
 # directory system calls a hot token costs (strace). Rounds are interleaved (A B C D A B C D..).
 # Prints a markdown report; its last line is `ratios: seed=.. module=.. auth_request=..`.
 #
-#   scripts/bench.sh            the full run (about 8 minutes, plus the build on a fresh clone)
+#   scripts/bench.sh            the full run: about 8 minutes, plus about 2 to build nginx and
+#                               the module on a fresh clone
 #   scripts/bench.sh --quick    1 round of 1 s per cell, smaller floods: a minute or two
 #   scripts/bench.sh --check    only verifies that every variant answers as it must (200/101
 #                               for a valid token, 403 for an invalid one); exit 1 if not
@@ -437,10 +438,8 @@ run_cells() { # $1: group, $2: round, $3: seconds; cells on stdin
 
 total_cells=$(( $(cells_main | wc -l) + $(cells_scale | wc -l) ))
 say "timing: $ROUNDS rounds of $total_cells HTTP cells (${DURATION}s variants, ${SCALE_DURATION}s scale) and 2 WebSocket cells (${WS_DURATION}s)"
-if [ "$WARMUP" != 0 ]; then
-    cells_main | run_cells main warmup "$WARMUP"
-    cells_scale | run_cells scale warmup "$WARMUP"
-fi
+# Warm-up of the variant cells only: the scale cells follow them in the same nginx.
+[ "$WARMUP" != 0 ] && cells_main | run_cells main warmup "$WARMUP"
 for round in $(seq "$ROUNDS"); do
     say "round $round/$ROUNDS"
     cells_main | run_cells main "$round" "$DURATION"
