@@ -75,5 +75,10 @@ say "security figures${WCS_LONG:+ (WCS_LONG=$WCS_LONG)}"
 cat "$WCS_REPORT" >&2  # kept in target/security-figures.txt
 # --- end security figures ---
 
+# --- benchmark harness (issue 3): every variant of scripts/bench.sh answers as it must -------
+# (200/101 for a valid token, 403 for an invalid one) on the real nginx; no timing here.
+say "bench check"
+bash scripts/bench.sh --check
+
 say "all tests passed"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"

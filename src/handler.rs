@@ -51,11 +51,11 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
             hin.host.as_ref().map(|h| h.value.as_bytes()),
         )
     };
-    let origin = headers::origin(hdrs.clone());
+    let (origin, cookies) = headers::origin_and_cookies(hdrs);
     let req = RequestHeaders {
         origin,
         host,
-        cookies: headers::values(hdrs, b"cookie"),
+        cookies,
     };
     let policy = Policy {
         dir: &dir.path,

@@ -44,8 +44,10 @@ impl<'a> Iterator for Headers<'a> {
     }
 }
 
+#[inline]
 fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
-    h.key.as_bytes().eq_ignore_ascii_case(name)
+    // The length test first: most headers differ in length from the names looked for.
+    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
 }
 
 /// The values of every header called `name` (case-insensitive), in order.
@@ -55,12 +57,31 @@ pub fn values<'a>(headers: Headers<'a>, name: &'a [u8]) -> impl Iterator<Item = 
         .map(|h| h.value.as_bytes())
 }
 
-/// The `Origin` header(s), distinguishing none, one and several.
-pub fn origin(headers: Headers<'_>) -> OriginHeader<'_> {
-    let mut found = values(headers, b"origin");
-    match (found.next(), found.next()) {
-        (None, _) => OriginHeader::Absent,
-        (Some(v), None) => OriginHeader::One(v),
-        (Some(_), Some(_)) => OriginHeader::Several,
+/// The `Origin` header(s), distinguishing none, one and several, and the values of the
+/// `Cookie` headers in order, in one walk over the list (the cookies are then read from the
+/// first `Cookie` header on).
+pub fn origin_and_cookies(
+    mut headers: Headers<'_>,
+) -> (OriginHeader<'_>, impl Iterator<Item = &[u8]>) {
+    let mut origin = OriginHeader::Absent;
+    let mut first_cookie = None;
+    loop {
+        let here = headers.clone();
+        let Some(h) = headers.next() else {
+            break;
+        };
+        if is_named(h, b"origin") {
+            origin = match origin {
+                OriginHeader::Absent => OriginHeader::One(h.value.as_bytes()),
+                _ => OriginHeader::Several,
+            };
+        } else if first_cookie.is_none() && is_named(h, b"cookie") {
+            first_cookie = Some(here);
+        }
     }
+    let none = Headers {
+        part: None,
+        elts: &[],
+    };
+    (origin, values(first_cookie.unwrap_or(none), b"cookie"))
 }

@@ -10,7 +10,7 @@
 //!        ├─ location off?  → NGX_DECLINED, $wcs_token_auth_status stays empty
 //!        ├─ client_ip::replace                 (src/client_ip.rs: drop client copies, add ours)
 //!        │    └─ header_list::replace_all      (src/header_list.rs: unlink without moving)
-//!        ├─ headers::origin / headers::values  (src/headers.rs: Origin, Host, Cookie as bytes)
+//!        ├─ headers::origin_and_cookies        (src/headers.rs: Origin, Cookie as bytes, one walk)
 //!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust)
 //!        │    ├─ origin::OriginPolicy::allows  (core/src/origin.rs)
 //!        │    ├─ cookie::find, token::parse    (core/src/cookie.rs, core/src/token.rs)

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::key_hash::BuildKeyHasher;
+
 /// Slot index; `NIL` ends the recency list.
 type Idx = u32;
 const NIL: Idx = Idx::MAX;
@@ -33,7 +35,7 @@ struct Slot {
 #[derive(Debug)]
 pub struct TokenCache {
     /// Key is the directory id (4 bytes, little endian) followed by the token.
-    index: HashMap<Rc<[u8]>, Idx>,
+    index: HashMap<Rc<[u8]>, Idx, BuildKeyHasher>,
     slots: Vec<Slot>,
     newest: Idx,
     oldest: Idx,
@@ -47,7 +49,7 @@ const MAX_KEY: usize = 4 + crate::token::MAX_LEN;
 impl TokenCache {
     pub fn new(capacity: usize, ttl_ms: u64) -> TokenCache {
         TokenCache {
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             newest: NIL,
             oldest: NIL,
@@ -81,8 +83,10 @@ impl TokenCache {
             return None;
         }
         let entry = slot.entry;
-        self.unlink(idx);
-        self.push_newest(idx);
+        if self.newest != idx {
+            self.unlink(idx);
+            self.push_newest(idx);
+        }
         Some(entry)
     }
 

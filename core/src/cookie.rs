@@ -16,10 +16,17 @@ where
 }
 
 fn find_in_header<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (trim(&pair[..eq]) == name).then(|| trim(&pair[eq + 1..]))
-    })
+    let mut rest = header;
+    loop {
+        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        let pair = &rest[..end];
+        if let Some(eq) = pair.iter().position(|&b| b == b'=') {
+            if trim(&pair[..eq]) == name {
+                return Some(trim(&pair[eq + 1..]));
+            }
+        }
+        rest = rest.get(end + 1..)?;
+    }
 }
 
 fn trim(s: &[u8]) -> &[u8] {

@@ -50,27 +50,70 @@ impl fmt::Display for OriginError {
 impl Origin {
     /// Parses a request's `Origin` header value. `null` and anything unusual are errors.
     pub fn parse(value: &[u8]) -> Result<Origin, OriginError> {
-        parse(value, false)
+        RequestOrigin::parse(value).map(RequestOrigin::into_owned)
     }
 
     /// Parses one `wcs_token_auth_origins` entry, where `scheme://*.domain[:port]` is allowed.
     pub fn parse_pattern(value: &[u8]) -> Result<Origin, OriginError> {
-        parse(value, true)
+        let parts = split(value, true)?;
+        let host = if parts.wildcard {
+            Host::AnySubdomainOf(format!(".{}", lower(parts.host)))
+        } else {
+            Host::Exact(lower(parts.host))
+        };
+        Ok(Origin {
+            scheme: lower(parts.scheme),
+            host,
+            port: parts.port,
+        })
     }
 
     /// Does the request origin `other` match this allow-list entry?
-    pub fn matches(&self, other: &Origin) -> bool {
-        let Host::Exact(host) = &other.host else {
-            return false;
-        };
-        self.scheme == other.scheme
+    pub fn matches(&self, other: &RequestOrigin<'_>) -> bool {
+        let host = other.host;
+        self.scheme.as_bytes().eq_ignore_ascii_case(other.scheme)
             && self.port == other.port
             && match &self.host {
-                Host::Exact(h) => h == host,
+                Host::Exact(h) => h.as_bytes().eq_ignore_ascii_case(host),
                 Host::AnySubdomainOf(suffix) => {
-                    host.len() > suffix.len() && host.ends_with(suffix.as_str())
+                    host.len() > suffix.len()
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
                 }
             }
+    }
+}
+
+/// A request's `Origin`, validated but borrowed from the header: checking it allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestOrigin<'a> {
+    /// As sent: compare case-insensitively.
+    scheme: &'a [u8],
+    /// As sent: compare case-insensitively.
+    host: &'a [u8],
+    /// `None` when absent or equal to the scheme's default port.
+    port: Option<u16>,
+}
+
+impl<'a> RequestOrigin<'a> {
+    /// Parses a request's `Origin` header value. `null` and anything unusual are errors.
+    pub fn parse(value: &'a [u8]) -> Result<RequestOrigin<'a>, OriginError> {
+        let parts = match split_common(value) {
+            Some(parts) => parts,
+            None => split(value, false)?,
+        };
+        Ok(RequestOrigin {
+            scheme: parts.scheme,
+            host: parts.host,
+            port: parts.port,
+        })
+    }
+
+    fn into_owned(self) -> Origin {
+        Origin {
+            scheme: lower(self.scheme),
+            host: Host::Exact(lower(self.host)),
+            port: self.port,
+        }
     }
 
     /// Same-origin test against a `Host` header: host and port only, with 80 and 443 dropped
@@ -78,27 +121,125 @@ impl Origin {
     /// termination the page's scheme need not be the connection's. So `http://h:443` matches
     /// `Host: h`; list origins explicitly where that matters.
     pub fn same_host(&self, host_header: &[u8]) -> bool {
-        let Host::Exact(host) = &self.host else {
+        // The Origin's host is a valid DNS name or bracketed IPv6 literal, so it holds no ':'
+        // outside brackets: Host must start with it and continue with nothing or ":port".
+        let Some(prefix) = host_header.get(..self.host.len()) else {
             return false;
         };
-        let Ok((other_host, other_port)) = split_host_port(host_header) else {
+        // Exact bytes first: browsers and Host headers are lower-case in practice.
+        if prefix != self.host && !prefix.eq_ignore_ascii_case(self.host) {
             return false;
+        }
+        let other_port = match &host_header[self.host.len()..] {
+            [] => None,
+            [b':', port @ ..] => match parse_port(port) {
+                Ok(p) => Some(p),
+                Err(_) => return false,
+            },
+            _ => return false,
         };
         let drop_default = |p: Option<u16>| p.filter(|p| *p != 80 && *p != 443);
-        host.as_bytes().eq_ignore_ascii_case(other_host)
-            && drop_default(self.port.or(default_port(&self.scheme))) == drop_default(other_port)
+        let port = match self.port {
+            Some(p) => Some(p),
+            None => default_port(self.scheme),
+        };
+        drop_default(port) == drop_default(other_port)
     }
 }
 
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
+fn default_port(scheme: &[u8]) -> Option<u16> {
+    let is = |s: &[u8]| scheme.eq_ignore_ascii_case(s);
+    match scheme.len() {
+        2 if is(b"ws") => Some(80),
+        3 if is(b"wss") => Some(443),
+        4 if is(b"http") => Some(80),
+        5 if is(b"https") => Some(443),
         _ => None,
     }
 }
 
-fn parse(value: &[u8], allow_wildcard: bool) -> Result<Origin, OriginError> {
+/// An origin's validated parts, borrowed from the input; `host` is without the `*.` when
+/// `wildcard`.
+#[derive(Debug, PartialEq, Eq)]
+struct Parts<'a> {
+    scheme: &'a [u8],
+    host: &'a [u8],
+    port: Option<u16>,
+    wildcard: bool,
+}
+
+/// Byte classes for [`split_common`].
+const SCHEME: u8 = 1;
+const LABEL: u8 = 2;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        t[b] = if alnum || c == b'+' || c == b'-' || c == b'.' {
+            SCHEME
+        } else {
+            0
+        } | if alnum || c == b'-' || c == b'_' {
+            LABEL
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// One pass over the common shape, `scheme://dns.name[:port]`, for the request path: the same
+/// parts [`split`] returns for it, or `None` (then [`split`] decides, and names the error).
+fn split_common(value: &[u8]) -> Option<Parts<'_>> {
+    let n = value.len();
+    let mut i = 0;
+    while i < n && CLASS[value[i] as usize] & SCHEME != 0 {
+        i += 1;
+    }
+    let starts_alpha = value.first().is_some_and(u8::is_ascii_alphabetic);
+    if !starts_alpha || value.get(i..i + 3) != Some(b"://") {
+        return None;
+    }
+    let scheme = &value[..i];
+    i += 3;
+    let host_start = i;
+    let mut label = 0;
+    while i < n {
+        let b = value[i];
+        if CLASS[b as usize] & LABEL != 0 {
+            label += 1;
+            if label > 63 {
+                return None;
+            }
+        } else if b == b'.' && label > 0 {
+            label = 0;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let host = &value[host_start..i];
+    if label == 0 || host.len() > 253 {
+        return None; // empty, empty last label, or too long
+    }
+    let port = match &value[i..] {
+        [] => None,
+        [b':', digits @ ..] => Some(parse_port(digits).ok()?),
+        _ => return None,
+    };
+    Some(Parts {
+        scheme,
+        host,
+        port: port.filter(|p| Some(*p) != default_port(scheme)),
+        wildcard: false,
+    })
+}
+
+/// The reference parser: every shape, and the reason for a refusal.
+fn split(value: &[u8], allow_wildcard: bool) -> Result<Parts<'_>, OriginError> {
     let sep = find(value, b"://").ok_or(OriginError::NoScheme)?;
     let scheme = &value[..sep];
     let valid_scheme = matches!(scheme.first(), Some(b) if b.is_ascii_alphabetic())
@@ -108,28 +249,32 @@ fn parse(value: &[u8], allow_wildcard: bool) -> Result<Origin, OriginError> {
     if !valid_scheme {
         return Err(OriginError::BadScheme);
     }
-    let scheme = String::from_utf8_lossy(scheme).to_ascii_lowercase();
 
     let rest = &value[sep + 3..];
     if rest.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@')) {
         return Err(OriginError::HasPath);
     }
     let (host, port) = split_host_port(rest)?;
-    let port = port.filter(|p| Some(*p) != default_port(&scheme));
+    let port = port.filter(|p| Some(*p) != default_port(scheme));
 
-    let host = match host.strip_prefix(b"*.") {
+    let (host, wildcard) = match host.strip_prefix(b"*.") {
         Some(domain) if allow_wildcard => {
             check_dns_name(domain)?;
-            Host::AnySubdomainOf(format!(".{}", lower(domain)))
+            (domain, true)
         }
         _ if host.contains(&b'*') => return Err(OriginError::WildcardNotAllowed),
-        _ if host.starts_with(b"[") => Host::Exact(lower(host)),
+        _ if host.starts_with(b"[") => (host, false),
         _ => {
             check_dns_name(host)?;
-            Host::Exact(lower(host))
+            (host, false)
         }
     };
-    Ok(Origin { scheme, host, port })
+    Ok(Parts {
+        scheme,
+        host,
+        port,
+        wildcard,
+    })
 }
 
 /// Splits `host[:port]` where host may be a bracketed IPv6 literal.
@@ -166,10 +311,17 @@ fn split_host_port(s: &[u8]) -> Result<(&[u8], Option<u16>), OriginError> {
 }
 
 fn parse_port(s: &[u8]) -> Result<u16, OriginError> {
-    if s.is_empty() || s.len() > 5 || !s.iter().all(u8::is_ascii_digit) {
+    if s.is_empty() || s.len() > 5 {
         return Err(OriginError::BadPort);
     }
-    let n = s.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    let mut n = 0u32;
+    for &d in s {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(OriginError::BadPort);
+        }
+        n = n * 10 + u32::from(digit);
+    }
     match u16::try_from(n) {
         Ok(p) if p != 0 => Ok(p),
         _ => Err(OriginError::BadPort),
@@ -256,7 +408,7 @@ impl OriginPolicy {
         if let OriginPolicy::Any = self {
             return true;
         }
-        let Ok(origin) = Origin::parse(value) else {
+        let Ok(origin) = RequestOrigin::parse(value) else {
             return false;
         };
         match self {
@@ -314,6 +466,93 @@ mod tests {
         assert!(!allows(&p, "https://a.example.com.evil.net"));
         assert!(!allows(&p, "http://a.example.com"));
         assert!(!allows(&p, "https://a.example.com:8443"));
+        assert!(allows(&p, "HTTPS://A.Example.COM"), "case-insensitive");
+        assert!(allows(&p, "https://a.example.com:443"), "default port");
+    }
+
+    #[test]
+    fn the_one_pass_parser_agrees_with_the_reference() {
+        let mut inputs: Vec<Vec<u8>> = [
+            "https://a.example.com",
+            "HTTPS://A.Example.COM:443",
+            "http://127.0.0.1:8080",
+            "http://h:80",
+            "ws://h:0",
+            "ws://h:65535",
+            "ws://h:65536",
+            "ws://h:123456",
+            "ws://h:",
+            "ws://h:8x",
+            "a+b.c-d://h",
+            "1a://h",
+            "://h",
+            "h",
+            "null",
+            "",
+            "https://",
+            "https://.a",
+            "https://a.",
+            "https://a..b",
+            "https://a_b-c.d",
+            "https://a/b",
+            "https://a?b",
+            "https://u@a",
+            "https://*.a.com",
+            "https://[::1]:8080",
+            "https://a:b://c",
+            "ht:tp://a",
+            "https://a b",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        inputs.push(format!("https://{}.com", "a".repeat(63)).into_bytes());
+        inputs.push(format!("https://{}.com", "a".repeat(64)).into_bytes());
+        inputs.push(format!("https://{}", vec!["a".repeat(50); 5].join(".")).into_bytes());
+        inputs.push(format!("https://{}", vec!["a".repeat(49); 5].join(".")).into_bytes());
+        // Every byte in every position of a typical origin.
+        let base = b"https://a.b:1".to_vec();
+        for pos in 0..=base.len() {
+            for b in 0..=255u8 {
+                let mut v = base.clone();
+                v.insert(pos, b);
+                inputs.push(v);
+            }
+        }
+        for common in [
+            "https://a.example.com",
+            "http://127.0.0.1:8080",
+            "WSS://X_Y.z-w:1",
+        ] {
+            assert!(split_common(common.as_bytes()).is_some(), "{common}");
+        }
+        for v in &inputs {
+            let reference = split(v, false);
+            match split_common(v) {
+                Some(fast) => assert_eq!(Ok(&fast), reference.as_ref(), "{}", v.escape_ascii()),
+                None => assert!(
+                    reference.is_err() || v.contains(&b'['),
+                    "the one-pass parser gave up on {} which the reference accepts",
+                    v.escape_ascii()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn request_origins_parse_like_owned_ones() {
+        for v in ["https://A.b.com:8443", "http://[::1]:80", "wss://x.y"] {
+            let r = RequestOrigin::parse(v.as_bytes()).unwrap();
+            assert_eq!(r.into_owned(), Origin::parse(v.as_bytes()).unwrap());
+            assert_eq!(
+                Origin::parse(v.as_bytes()).unwrap(),
+                Origin::parse(v.to_ascii_lowercase().as_bytes()).unwrap()
+            );
+        }
+        assert_eq!(
+            RequestOrigin::parse(b"https://*.a.com"),
+            Err(OriginError::WildcardNotAllowed)
+        );
     }
 
     #[test]
@@ -346,6 +585,11 @@ mod tests {
         assert!(!same("https://wcs.example.com:8443", "wcs.example.com"));
         assert!(!same("http://127.0.0.1:8080", "127.0.0.1:8081"));
         assert!(!same("null", "wcs.example.com"));
+        assert!(!same("https://wcs.example.com", "wcs.example.comx"));
+        assert!(!same("https://wcs.example.com", "wcs.example.com:"));
+        assert!(!same("https://wcs.example.com", "wcs.example.com:443x"));
+        assert!(!same("https://wcs.example.com", "wcs.example.co"));
+        assert!(same("http://h:8080", "H:08080"));
         assert!(!p.allows(OriginHeader::One(b"https://wcs.example.com"), None, false));
     }
 
