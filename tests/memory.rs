@@ -104,12 +104,15 @@ impl Single {
                 // Leaks are compared between runs below; the error count is for memory errors.
                 .arg("--errors-for-leak-kinds=none")
                 .arg("--num-callers=30")
+                // nginx unloads the module at exit, before the leak check: keep its symbols.
+                .arg("--keep-debuginfo=yes")
                 .arg(format!("--log-file={}", log.display()));
             let supp = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/valgrind.supp");
             if supp.is_file() {
                 c.arg(format!("--suppressions={}", supp.display()));
             }
-            c.arg(nginx_bin());
+            // scripts/memory.sh points this at nginx built with NGX_DEBUG_PALLOC.
+            c.arg(std::env::var_os("WCS_MEMCHECK_NGINX").map_or_else(nginx_bin, PathBuf::from));
             c
         } else {
             Command::new(nginx_bin())
