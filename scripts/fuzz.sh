@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [--merge] [SECONDS_PER_TARGET] [TARGET...]
 #
-# Default: 10 s per target (WCS_LONG=1: 600 s), every target, starting from the committed
+# Default: 10 s per target (WCS_LONG=1: 300 s), every target, starting from the committed
 # corpus in fuzz/corpus/<target>/ and writing new inputs to a scratch directory. --merge adds
 # the new inputs to fuzz/corpus/ and minimises it (cargo fuzz cmin), for committing.
 # A failure leaves the input in fuzz/artifacts/<target>/; replay it with
@@ -16,7 +16,7 @@ if [ "${1:-}" = "--merge" ]; then
     merge=1
     shift
 fi
-seconds=${1:-$([ "${WCS_LONG:-0}" = 1 ] && echo 600 || echo 10)}
+seconds=${1:-$([ "${WCS_LONG:-0}" = 1 ] && echo 300 || echo 10)}
 [[ "$seconds" =~ ^[0-9]+$ ]] || die "usage: scripts/fuzz.sh [--merge] [SECONDS_PER_TARGET] [TARGET...]"
 shift $(($# > 0 ? 1 : 0))
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
-# the vendored nginx 1.28.3 and against Debian's packaged nginx, and the demo's own check.
+# the vendored nginx 1.28.3 and against Debian's packaged nginx, the memory checks, a short
+# fuzz run, and the demo's own check. WCS_LONG=1 runs the long variants.
 # Installs the Debian packages it needs (as root) when they are missing.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -17,6 +18,14 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 say "unit and end-to-end tests, vendored nginx 1.28.3"
 cargo test --release --workspace 2>&1 | tee -a "$RESULTS"
+
+# --- Fuzzing and memory (issue 4). WCS_LONG=1 makes both long: 300 s per fuzz target, and
+# memcheck/RSS at 100k vs 1M requests. ---
+say "memory: valgrind memcheck and RSS (scripts/memory.sh)"
+bash scripts/memory.sh 2>&1 | tee -a "$RESULTS"
+say "fuzzing (scripts/fuzz.sh)"
+bash scripts/fuzz.sh
+# --- end of fuzzing and memory ---
 
 say "end-to-end tests, Debian's nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')"
 NGINX_BUILD_DIR=$(debian_build_dir)
