@@ -48,8 +48,9 @@ for t in "${targets[@]}"; do
     if [ "$merge" = 1 ]; then dirs=("corpus/$t"); else dirs=("$scratch/$t" "corpus/$t"); fi
     mkdir -p "${dirs[0]}"
     say "fuzzing $t for ${seconds}s"
-    # libFuzzer writes new inputs to the first directory and only reads the others.
-    if ! cargo fuzz run -O "$t" "${dirs[@]}" -- -max_total_time="$seconds" -dict=dict \
+    # libFuzzer writes new inputs to the first directory and only reads the others. TMPDIR:
+    # the authorize target makes its token directory there.
+    if ! TMPDIR="$scratch" cargo fuzz run -O "$t" "${dirs[@]}" -- -max_total_time="$seconds" -dict=dict \
         -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
         grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$scratch/$t.log" >&2 || tail -30 "$scratch/$t.log" >&2
         die "fuzz target $t failed: the input is in fuzz/artifacts/$t/"

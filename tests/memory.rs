@@ -158,6 +158,9 @@ impl Single {
 
     /// Stops nginx gracefully (SIGQUIT), waits for it and returns valgrind's report.
     fn stop(mut self) -> String {
+        // Let nginx see the client's close first: in single-process mode it exits without
+        // closing open connections, and their pools would count as lost.
+        sleep(Duration::from_secs(1));
         // SAFETY: kill with our child's pid and a valid signal number.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
         let deadline = Instant::now() + Duration::from_secs(120);
