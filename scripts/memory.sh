@@ -13,11 +13,11 @@ cd "$ROOT"
 ensure_packages "${BUILD_PACKAGES[@]}" valgrind
 
 say "building the module and the tests"
-cargo test --release --test memory --no-run 2>&1 | tail -1
-
+cargo test --release --test memory --no-run
 # The vendored nginx the tests were built against (build.rs passes its objs/ to the tests).
-output=$(ls -t target/release/build/ngx-wcs-token-auth-*/output | head -1)
-nginx="$(sed -n 's/^cargo::rustc-env=WCS_NGINX_BUILD_DIR=//p' "$output")/nginx"
+build_dir=$(cargo test --release --test memory --no-run --message-format=json 2>/dev/null |
+    grep -o '"WCS_NGINX_BUILD_DIR","[^"]*"' | tail -1 | cut -d'"' -f4)
+nginx="$build_dir/nginx"
 [ -x "$nginx" ] || die "the vendored nginx binary ($nginx) was not found"
 src=$(cargo metadata --format-version 1 --locked 2>/dev/null |
     grep -o '"manifest_path":"[^"]*/nginx-src-[^"]*/Cargo.toml"' | head -1 | sed 's/.*:"//; s|/Cargo.toml"$||')
