@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
 # the vendored nginx 1.28.3, against Debian's packaged nginx, and against the module built by
-# nginx's own configure/make (./config), the demo's own check and the demo page in a headless
-# browser.
+# nginx's own configure/make (./config); the memory checks and a short fuzz run; the benchmark
+# harness's answer check; the demo's own check, the demo page in a headless browser, and the
+# demo again from a staged Debian-style install (what the Docker image runs).
 # Installs the Debian packages it needs (as root) when they are missing.
 # WCS_LONG=1 scripts/test.sh runs the long variants (minutes of load and churn, a million
-# random hostile requests) instead of the short ones.
+# random hostile requests, 100k and 1M requests under valgrind, 300 s of fuzzing per target)
+# instead of the short ones.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
@@ -25,6 +27,14 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 say "unit and end-to-end tests, vendored nginx 1.28.3"
 cargo test --release --workspace 2>&1 | tee -a "$RESULTS"
+
+# --- Fuzzing and memory (issue 4). WCS_LONG=1 makes both long: 300 s per fuzz target, and
+# memcheck/RSS at 100k vs 1M requests. ---
+say "memory: valgrind memcheck and RSS (scripts/memory.sh)"
+bash scripts/memory.sh 2>&1 | tee -a "$RESULTS"
+say "fuzzing (scripts/fuzz.sh)"
+bash scripts/fuzz.sh
+# --- end of fuzzing and memory ---
 
 say "end-to-end tests, Debian's nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')"
 NGINX_BUILD_DIR=$(debian_build_dir)
