@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use wcs_token_auth_core::cookie;
 use wcs_token_auth_core::directive;
-use wcs_token_auth_core::origin::{Origin, OriginHeader, OriginPolicy};
+use wcs_token_auth_core::origin::{Origin, OriginHeader, OriginPolicy, RequestOrigin};
 use wcs_token_auth_core::token;
 
 const TOKEN_BYTES: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
@@ -93,7 +93,7 @@ proptest! {
         if upper {
             text = text.to_ascii_uppercase();
         }
-        let origin = Origin::parse(text.as_bytes()).unwrap();
+        let origin = RequestOrigin::parse(text.as_bytes()).unwrap();
         let should = !labels.is_empty() && glue.is_empty() && port != ":8443";
         prop_assert_eq!(pattern.matches(&origin), should, "{}", text);
         if pattern.matches(&origin) {

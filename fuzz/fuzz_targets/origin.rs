@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wcs_token_auth_core::origin::{Origin, OriginHeader, OriginPolicy};
+use wcs_token_auth_core::origin::{Origin, OriginHeader, OriginPolicy, RequestOrigin};
 use wcs_token_auth_fuzz::fields;
 
 /// An independent reading of `scheme://host[:port]`: lower-cased scheme and host, port with
@@ -70,8 +70,12 @@ fuzz_target!(|data: &[u8]| {
     let origin_text = f.get(1).copied().unwrap_or_default();
     let host_text = f.get(2).copied();
 
-    let origin = Origin::parse(origin_text);
-    if let Ok(o) = &origin {
+    // The owned form (allow-list entries, equality) and the borrowed form the handler uses
+    // must accept exactly the same values.
+    let owned = Origin::parse(origin_text);
+    let origin = RequestOrigin::parse(origin_text);
+    assert_eq!(owned.is_ok(), origin.is_ok(), "{origin_text:?}");
+    if let (Ok(owned), Ok(o)) = (&owned, &origin) {
         let sep = origin_text.windows(3).position(|w| w == b"://").unwrap();
         let authority = &origin_text[sep + 3..];
         assert!(
@@ -80,11 +84,11 @@ fuzz_target!(|data: &[u8]| {
         );
         assert_eq!(
             Origin::parse(&origin_text.to_ascii_lowercase()).as_ref(),
-            Ok(o)
+            Ok(owned)
         );
         assert_eq!(
             Origin::parse(&origin_text.to_ascii_uppercase()).as_ref(),
-            Ok(o)
+            Ok(owned)
         );
         let itself = Origin::parse_pattern(origin_text).expect("an Origin is a valid entry");
         assert!(itself.matches(o), "an entry matches its own text");
