@@ -57,16 +57,7 @@ fn nginx_refuses_a_module_built_for_another_version() {
     let mut mismatches = 0;
     for nginx in candidates() {
         let theirs = version_number(&nginx);
-        let out = Command::new(&nginx)
-            .arg("-p")
-            .arg(prefix.path())
-            .arg("-e")
-            .arg(prefix.path().join("logs/error.log"))
-            .arg("-c")
-            .arg(prefix.path().join("conf/nginx.conf"))
-            .arg("-t")
-            .output()
-            .expect("nginx -t");
+        let out = prefix.test_conf_with(&nginx);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if theirs == built {
             // Another build of the same version may still differ in its configure flags

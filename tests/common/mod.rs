@@ -154,7 +154,12 @@ http {{
 
     /// `nginx -t` on the current configuration.
     pub fn test_conf(&self) -> Output {
-        Command::new(nginx_bin())
+        self.test_conf_with(&nginx_bin())
+    }
+
+    /// `nginx -t` on the current configuration, with the given nginx binary.
+    pub fn test_conf_with(&self, nginx: &Path) -> Output {
+        Command::new(nginx)
             .arg("-p")
             .arg(self.path())
             .arg("-e")
@@ -234,12 +239,8 @@ impl Nginx {
         self.child.id() as i32
     }
 
-    /// Rewrites the configuration and runs `nginx -s reload`; returns once a new worker runs and every
-    /// old one has stopped accepting (old ones linger while open connections finish, as nginx
-    /// intends).
-    pub fn reload(&mut self, http: &str, server: &str) {
-        self.prefix.write_conf(self.port, http, server);
-        let before = self.worker_pids();
+    /// Runs `nginx -s reload` and asserts that the signal was delivered.
+    pub fn send_reload(&self) {
         let out = Command::new(nginx_bin())
             .arg("-p")
             .arg(self.prefix.path())
@@ -253,6 +254,15 @@ impl Nginx {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Rewrites the configuration and runs `nginx -s reload`; returns once a new worker runs and every
+    /// old one has stopped accepting (old ones linger while open connections finish, as nginx
+    /// intends).
+    pub fn reload(&mut self, http: &str, server: &str) {
+        self.prefix.write_conf(self.port, http, server);
+        let before = self.worker_pids();
+        self.send_reload();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             let now = self.worker_pids();

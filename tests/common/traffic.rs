@@ -194,19 +194,7 @@ impl Nginx {
     /// traffic); returns once a new worker runs. Old workers finish their open connections.
     pub fn signal_reload(&self) {
         let before = self.worker_pids();
-        let out = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(self.prefix.path())
-            .arg("-c")
-            .arg(self.prefix.path().join("conf/nginx.conf"))
-            .args(["-s", "reload"])
-            .output()
-            .expect("nginx -s reload");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.send_reload();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.worker_pids().iter().any(|p| !before.contains(p)) {
