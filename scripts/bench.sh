@@ -118,13 +118,18 @@ mkdir -p "$RUN"/{main,upstream,mem}/{conf,logs,html,tmp}
 for p in main upstream mem; do echo "static page" >"$RUN/$p/html/index.html"; done
 chmod -R a+rX "$RUN"
 
-common_head() { # $1: prefix
+common_head() { # $1: prefix; leaves the http block open
     cat <<EOF
 load_module $MODULE;
 worker_processes 1;
 error_log $1/logs/error.log error;
 pid $1/logs/nginx.pid;
 events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $1/tmp; proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp;
+    uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
 EOF
 }
 
@@ -143,11 +148,6 @@ write_main_conf() {
     {
         common_head "$p"
         cat <<EOF
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $p/tmp; proxy_temp_path $p/tmp; fastcgi_temp_path $p/tmp;
-    uwsgi_temp_path $p/tmp; scgi_temp_path $p/tmp;
     upstream backend { server 127.0.0.1:$UP_PORT; keepalive 32; }
     upstream authbackend { server 127.0.0.1:$AUTH_PORT; keepalive 32; }
     upstream wcs { server 127.0.0.1:$WCS_PORT; }
@@ -209,11 +209,6 @@ write_upstream_conf() {
     {
         common_head "$p"
         cat <<EOF
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $p/tmp; proxy_temp_path $p/tmp; fastcgi_temp_path $p/tmp;
-    uwsgi_temp_path $p/tmp; scgi_temp_path $p/tmp;
     server { listen 127.0.0.1:$UP_PORT backlog=4096; location / { return 200 "upstream page\n"; } }
 }
 EOF
@@ -227,11 +222,6 @@ write_mem_conf() {
     {
         common_head "$p"
         cat <<EOF
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $p/tmp; proxy_temp_path $p/tmp; fastcgi_temp_path $p/tmp;
-    uwsgi_temp_path $p/tmp; scgi_temp_path $p/tmp;
     wcs_token_auth_cache_ttl 600s;
     wcs_token_auth_cache_size $FILL_CACHE_SIZE;
     server {
