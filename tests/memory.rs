@@ -17,23 +17,19 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::traffic::{self, Client};
 use common::*;
 
 const TOKENS: usize = 200;
 const CACHE_SIZE: usize = 64;
 /// One WebSocket upgrade (with a frame echoed through WCS) every this many requests.
 const WS_EVERY: usize = 200;
-
-fn long() -> bool {
-    std::env::var("WCS_LONG").is_ok_and(|v| v == "1")
-}
 
 /// The module's configuration for the workload; `{port}` is nginx's own port.
 fn http() -> String {
@@ -191,80 +187,6 @@ fn token(i: usize) -> String {
     format!("tok-{i:03}")
 }
 
-/// A keep-alive HTTP/1.1 client that reconnects when the server closes the connection.
-struct Client {
-    port: u16,
-    conn: Option<BufReader<TcpStream>>,
-}
-
-impl Client {
-    fn new(port: u16) -> Client {
-        Client { port, conn: None }
-    }
-
-    /// Sends `GET path` with the given header lines; returns the status and the body.
-    fn get(&mut self, path: &str, headers: &[String]) -> (u16, String) {
-        let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", self.port);
-        for h in headers {
-            req.push_str(h);
-            req.push_str("\r\n");
-        }
-        req.push_str("\r\n");
-        for attempt in 0..2 {
-            let reused = self.conn.is_some();
-            match self.exchange(req.as_bytes()) {
-                Ok(r) => return r,
-                // A kept-alive connection may have been closed by the server: retry once.
-                Err(_) if reused && attempt == 0 => self.conn = None,
-                Err(e) => panic!("GET {path}: {e}"),
-            }
-        }
-        unreachable!()
-    }
-
-    fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, String)> {
-        if self.conn.is_none() {
-            let s = TcpStream::connect(("127.0.0.1", self.port))?;
-            s.set_read_timeout(Some(Duration::from_secs(60)))?;
-            s.set_nodelay(true)?;
-            self.conn = Some(BufReader::new(s));
-        }
-        let conn = self.conn.as_mut().unwrap();
-        conn.get_mut().write_all(req)?;
-        let mut line = String::new();
-        if conn.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("status line {line:?}")))?;
-        let mut length = 0usize;
-        let mut close = false;
-        loop {
-            line.clear();
-            conn.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').unwrap_or((l, ""));
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().map_err(std::io::Error::other)?;
-            } else if k.eq_ignore_ascii_case("connection") && v.trim() == "close" {
-                close = true;
-            }
-        }
-        let mut body = vec![0; length];
-        conn.read_exact(&mut body)?;
-        if close {
-            self.conn = None;
-        }
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    }
-}
-
 #[derive(Default, Debug)]
 struct Counts {
     requests: usize,
@@ -330,7 +252,14 @@ fn drive(client: &mut Client, from: usize, n: usize, counts: &mut Counts) {
                 None,
             ),
         };
-        let (status, got) = client.get(path, &headers);
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|h| h.split_once(": ").expect("a header line"))
+            .collect();
+        let (status, got) = client
+            .request(path, &pairs)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let got = String::from_utf8_lossy(&got);
         if status != want || body.is_some_and(|b| b != got) {
             counts
                 .wrong
@@ -428,6 +357,7 @@ fn memcheck_run(n: usize) -> Memcheck {
     let mock = MockWcs::start(false).unwrap();
     let nginx = Single::start(&mock, true);
     let mut client = Client::new(nginx.port);
+    client.read_timeout = Duration::from_secs(60); // nginx under valgrind is slow
     let mut counts = Counts::default();
     drive(&mut client, 0, n, &mut counts);
     drop(client);
@@ -467,7 +397,7 @@ fn memcheck_run(n: usize) -> Memcheck {
 #[test]
 #[ignore = "slow: run by scripts/test.sh's memory step"]
 fn memcheck_no_errors_and_no_leak_growth() {
-    let (short, long) = if long() {
+    let (short, long) = if traffic::long_run() {
         (100_000, 1_000_000)
     } else {
         (10_000, 100_000)
@@ -498,7 +428,7 @@ fn memcheck_no_errors_and_no_leak_growth() {
 #[test]
 #[ignore = "slow: run by scripts/test.sh's memory step"]
 fn resident_memory_does_not_grow_with_requests() {
-    let (short, long) = if long() {
+    let (short, long) = if traffic::long_run() {
         (100_000, 1_000_000)
     } else {
         (10_000, 100_000)
@@ -506,6 +436,7 @@ fn resident_memory_does_not_grow_with_requests() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = Single::start(&mock, false);
     let mut client = Client::new(nginx.port);
+    client.read_timeout = Duration::from_secs(60); // nginx under valgrind is slow
     let mut counts = Counts::default();
     drive(&mut client, 0, short, &mut counts);
     let rss_short = nginx.rss_kib();

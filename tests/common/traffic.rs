@@ -78,10 +78,12 @@ pub enum Answer {
 /// counted in `idle_closes`, not as a failure. A request on a fresh connection that gets no
 /// complete answer is a failure.
 pub struct Client {
-    port: u16,
+    pub port: u16,
     conn: Option<TcpStream>,
     pub idle_closes: u64,
     pub connections: u64,
+    /// How long one answer may take (nginx under valgrind needs more than the default).
+    pub read_timeout: Duration,
 }
 
 impl Client {
@@ -91,10 +93,23 @@ impl Client {
             conn: None,
             idle_closes: 0,
             connections: 0,
+            read_timeout: Duration::from_secs(10),
         }
     }
 
     pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        match self.request(path, headers) {
+            Ok((status, _)) => Answer::Status(status),
+            Err(why) => Answer::Failed(why),
+        }
+    }
+
+    /// `GET path`: the status and the body, or why no answer came.
+    pub fn request(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), String> {
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", self.port);
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -102,32 +117,30 @@ impl Client {
         req.push_str("\r\n");
         if let Some(conn) = self.conn.take() {
             match exchange(&conn, req.as_bytes()) {
-                Ok((status, keep)) => {
+                Ok((status, body, keep)) => {
                     if keep {
                         self.conn = Some(conn);
                     }
-                    return Answer::Status(status);
+                    return Ok((status, body));
                 }
                 Err(Exchange::NothingBack) => self.idle_closes += 1,
-                Err(Exchange::Broken(e)) => return Answer::Failed(format!("reused: {e}")),
+                Err(Exchange::Broken(e)) => return Err(format!("reused: {e}")),
             }
         }
-        let conn = match TcpStream::connect(("127.0.0.1", self.port)) {
-            Ok(c) => c,
-            Err(e) => return Answer::Failed(format!("connect: {e}")),
-        };
+        let conn =
+            TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| format!("connect: {e}"))?;
         self.connections += 1;
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = conn.set_read_timeout(Some(self.read_timeout));
         let _ = conn.set_nodelay(true);
         match exchange(&conn, req.as_bytes()) {
-            Ok((status, keep)) => {
+            Ok((status, body, keep)) => {
                 if keep {
                     self.conn = Some(conn);
                 }
-                Answer::Status(status)
+                Ok((status, body))
             }
-            Err(Exchange::NothingBack) => Answer::Failed("fresh connection closed".into()),
-            Err(Exchange::Broken(e)) => Answer::Failed(e),
+            Err(Exchange::NothingBack) => Err("fresh connection closed".into()),
+            Err(Exchange::Broken(e)) => Err(e),
         }
     }
 }
@@ -138,8 +151,8 @@ enum Exchange {
     Broken(String),
 }
 
-/// Writes a request and reads one answer: (status, connection still usable).
-fn exchange(mut conn: &TcpStream, req: &[u8]) -> Result<(u16, bool), Exchange> {
+/// Writes a request and reads one answer: (status, body, connection still usable).
+fn exchange(mut conn: &TcpStream, req: &[u8]) -> Result<(u16, Vec<u8>, bool), Exchange> {
     if let Err(e) = conn.write_all(req) {
         return Err(match e.kind() {
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Exchange::NothingBack,
@@ -173,16 +186,16 @@ fn exchange(mut conn: &TcpStream, req: &[u8]) -> Result<(u16, bool), Exchange> {
         .find_map(|l| l.strip_prefix("content-length:"))
         .and_then(|v| v.trim().parse::<usize>().ok())
         .ok_or_else(|| Exchange::Broken(format!("no content-length: {head:?}")))?;
-    let mut have = buf.len() - head_end;
-    while have < length {
+    let mut body = buf.split_off(head_end);
+    while body.len() < length {
         match conn.read(&mut chunk) {
             Ok(0) => return Err(Exchange::Broken("closed inside the body".into())),
-            Ok(n) => have += n,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(Exchange::Broken(format!("read body: {e}"))),
         }
     }
     let keep = !head.contains("\r\nconnection: close");
-    Ok((status, keep))
+    Ok((status, body, keep))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
