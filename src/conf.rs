@@ -252,6 +252,9 @@ unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
 }
 
 /// Logs `invalid value "V" in "DIRECTIVE" directive[, why]` and fails the configuration.
+///
+/// # Safety
+/// `cf` and `cmd` must be the ones nginx passed to the calling setter.
 unsafe fn invalid(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -289,6 +292,7 @@ extern "C" fn set_token_dir(
         return NGX_CONF_OK;
     }
     if value.is_empty() {
+        // SAFETY: cf and cmd are nginx's, passed to this setter.
         return unsafe { invalid(cf, cmd, b"", "it must be a directory or \"off\"") };
     }
     // SAFETY: cf->cycle is valid while parsing; a relative path becomes prefix-relative,
@@ -297,6 +301,7 @@ extern "C" fn set_token_dir(
         return NGX_CONF_ERROR;
     }
     let Ok(path) = CString::new(value.as_bytes()) else {
+        // SAFETY: cf and cmd are nginx's, passed to this setter.
         return unsafe { invalid(cf, cmd, value.as_bytes(), "it contains a NUL byte") };
     };
     // SAFETY: cf->ctx is an http conf ctx in the contexts this directive is allowed in.
@@ -354,6 +359,7 @@ extern "C" fn set_origins(
             lcf.origins = Some(policy);
             NGX_CONF_OK
         }
+        // SAFETY: cf and cmd are nginx's, passed to this setter.
         Err((value, why)) => unsafe { invalid(cf, cmd, value, &why.to_string()) },
     }
 }

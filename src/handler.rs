@@ -110,9 +110,9 @@ fn clock() -> Clock {
     // targets and keeps millisecond resolution whatever `timer_resolution` says.
     static START: OnceLock<Instant> = OnceLock::new();
     let now_ms = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
     // SAFETY: ngx_cached_time always points to a valid slot, updated by this same
     // single-threaded worker.
-    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
     let unix_secs = unsafe { (*ngx::ffi::ngx_cached_time).sec as i64 };
     Clock { now_ms, unix_secs }
 }
