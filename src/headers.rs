@@ -5,6 +5,8 @@ use core::slice;
 use ngx::ffi::{ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
 use wcs_token_auth_core::origin::OriginHeader;
 
+use crate::header_list::is_named;
+
 /// Iterates over the elements of a header list, part by part, skipping empty parts.
 #[derive(Clone)]
 pub struct Headers<'a> {
@@ -42,12 +44,6 @@ impl<'a> Iterator for Headers<'a> {
             self.part = unsafe { part.next.as_ref() };
         }
     }
-}
-
-#[inline]
-fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
-    // The length test first: most headers differ in length from the names looked for.
-    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
 }
 
 /// The values of every header called `name` (case-insensitive), in order.
