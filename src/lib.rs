@@ -10,19 +10,20 @@
 //!        ├─ location off?  → NGX_DECLINED, $wcs_token_auth_status stays empty
 //!        ├─ client_ip::replace                 (src/client_ip.rs: drop client copies, add ours)
 //!        │    └─ header_list::replace_all      (src/header_list.rs: unlink without moving)
-//!        ├─ headers::origin_and_cookies        (src/headers.rs: Origin, Cookie as bytes, one walk)
-//!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust)
+//!        ├─ headers::request_headers           (src/headers.rs: Origin, Host, Cookie as bytes)
+//!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust, with the Policy
+//!        │    │                                 that src/conf.rs built when merging)
 //!        │    ├─ origin::OriginPolicy::allows  (core/src/origin.rs)
 //!        │    ├─ cookie::find, token::parse    (core/src/cookie.rs, core/src/token.rs)
 //!        │    ├─ cache::TokenCache::get        (core/src/cache.rs, per worker)
 //!        │    └─ store::lookup                 (core/src/store.rs: openat + fstatat, no symlinks)
 //!        ├─ variables::set_status              (src/variables.rs: $wcs_token_auth_status)
-//!        └─ NGX_OK, or one log line and 403 / 500
+//!        └─ NGX_OK, or the Refusal's one log line and 403 / 500
 //! ```
 //!
-//! Configuration is parsed in `src/conf.rs` (directive table, setters, merge), whose setters
-//! only convert nginx strings to bytes and call the parsers in `core/src/directive.rs` and
-//! `core/src/origin.rs`. This file only declares the module and wires its hooks.
+//! Configuration is parsed in `src/conf.rs` (structs, directive table, setters, merge), whose
+//! setters only convert nginx strings to bytes and call the rules in `core/src/directive.rs`
+//! and `core/src/origin.rs`. This file only declares the module and wires its hooks.
 
 use core::ptr;
 
