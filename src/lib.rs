@@ -50,13 +50,17 @@ impl HttpModule for Module {
         unsafe { &*ptr::addr_of!(ngx_http_wcs_token_auth_module) }
     }
 
+    /// # Safety
+    /// Only nginx calls it, with the http block's conf, before the block is parsed.
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx calls preconfiguration with the http block's conf, as register needs.
         unsafe { variables::register(cf) }
     }
 
+    /// # Safety
+    /// Only nginx calls it, with the http block's conf, once the block is parsed.
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: nginx passes a valid conf whose ctx is the http block's.
+        // SAFETY: per this function's contract, cf is valid and its ctx is the http block's.
         let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(unsafe { &*cf }) else {
             return Status::NGX_ERROR.into();
         };

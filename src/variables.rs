@@ -28,7 +28,7 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
     if var.is_null() {
         return Status::NGX_ERROR.into();
     }
-    // SAFETY: a non-null result points to the variable nginx just allocated in cf->pool.
+    // SAFETY: a non-null result is the variable's entry, which nginx keeps in cf->pool.
     unsafe { (*var).get_handler = Some(get_unset) };
     // SAFETY: as for ngx_http_add_variable above.
     let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
