@@ -255,7 +255,7 @@ unsafe extern "C" fn set_token_dir(
     if lcf.token_dir.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: per this function's contract.
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
     let d = unsafe { Directive::new(cf, cmd) };
     let dir = match directive::token_dir(d.arg()) {
         Ok(Some(dir)) => dir,
@@ -310,7 +310,7 @@ unsafe extern "C" fn set_origins(
     if lcf.origins.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: per this function's contract.
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
     let d = unsafe { Directive::new(cf, cmd) };
     match OriginPolicy::from_args(d.args.iter().map(ngx_str_t::as_bytes)) {
         Ok(policy) => {
@@ -384,7 +384,7 @@ unsafe extern "C" fn set_value<R: Rule>(
     if slot.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: per this function's contract.
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
     let d = unsafe { Directive::new(cf, cmd) };
     match R::parse(d.arg()) {
         Ok(value) => {
@@ -443,7 +443,8 @@ impl Merge for LocConf {
 /// # Safety
 /// Only nginx calls it, with the `MainConf` that create_main_conf allocated for this module.
 pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
-    // SAFETY: per this function's contract.
+    // SAFETY: conf is this module's MainConf (this function's contract), which nothing else
+    // refers to while nginx initialises it.
     let mcf = unsafe { &mut *conf.cast::<MainConf>() };
     let ttl = *mcf.cache_ttl_ms.get_or_insert(1000);
     let size = *mcf.cache_size.get_or_insert(10_000);

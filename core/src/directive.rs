@@ -1,4 +1,5 @@
-//! Parsing directive arguments, with nginx's own syntax where nginx has one.
+//! Every directive value's rule and, for a broken value, the reason `nginx -t` prints after
+//! `invalid value "V" in "NAME" directive, `. Times use nginx's own syntax.
 
 /// Time units as nginx's `ngx_parse_time` knows them, largest first, in milliseconds.
 const UNITS: [(&[u8], u64); 8] = [
@@ -56,9 +57,6 @@ pub fn parse_time_secs(value: &[u8]) -> Option<u64> {
 
 /// Largest accepted `wcs_token_auth_cache_size`; far above any sane setting.
 pub const MAX_CACHE_SIZE: u64 = 100_000_000;
-
-// The rules of each directive's value. An `Err` is the reason nginx prints after
-// `invalid value "V" in "NAME" directive, `.
 
 /// `wcs_token_auth`: a directory (`Some`), or `off` (`None`).
 pub fn token_dir(value: &[u8]) -> Result<Option<&[u8]>, &'static str> {
