@@ -9,9 +9,13 @@ use crate::header_list::{self, NoMemory};
 /// Replaces all `header` entries of the request with one holding the client address.
 ///
 /// # Safety
-/// `r` must be a valid request in a phase handler, its header list not being iterated.
+/// `r` must be a valid request whose headers have been read (any phase handler), and no
+/// reference into or iterator over `r->headers_in.headers` may be alive during the call.
 pub unsafe fn replace(r: *mut ngx_http_request_t, header: &HeaderName) -> Result<(), NoMemory> {
-    // SAFETY: r, its connection and its pool are valid for the whole call.
+    // SAFETY: r, its connection and its pool are valid for the call. replace_all's contract
+    // holds: nginx initialises r->headers_in.headers from r->pool (HTTP/1, /2 and /3 alike), so
+    // ngx_palloc(r->pool) and ngx_list_push allocate from the list's own pool, and per this
+    // function's contract nothing else is looking at the list.
     unsafe {
         let pool = (*r).pool;
         // The name and lowercase key live in the configuration and the value in the

@@ -1,7 +1,9 @@
-//! The `wcs_token_auth*` directives: their table, setters, defaults and inheritance.
+//! The `wcs_token_auth*` directives, in nginx's order: the conf structs, the command table, the
+//! setters, then merge and init.
 //!
-//! Setters only turn nginx strings into bytes and call the parsers of the core crate; errors
-//! name the directive and the bad value, as nginx's own modules do.
+//! Setters only turn nginx strings into bytes and back: every value rule and its message is in
+//! `wcs_token_auth_core::directive`, and an error reads, as in nginx's own modules,
+//! `invalid value "V" in "NAME" directive, WHY`.
 
 use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
@@ -19,21 +21,18 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
 use ngx::ngx_string;
+use wcs_token_auth_core::auth::Policy;
 use wcs_token_auth_core::cache::TokenCache;
 use wcs_token_auth_core::directive;
 use wcs_token_auth_core::origin::OriginPolicy;
 
 use crate::Module;
 
-const DEFAULT_COOKIE: &[u8] = b"AUTH";
-const DEFAULT_CLIENT_IP_HEADER: &[u8] = b"X-Client-IP";
-const DEFAULT_CACHE_TTL_MS: u64 = 1000;
-const DEFAULT_CACHE_SIZE: usize = 10_000;
-
 /// `http`-level state: the cache settings, the cache itself, and what the handler needs to
 /// find quickly.
 #[derive(Debug)]
 pub struct MainConf {
+    /// `wcs_token_auth_cache_ttl`; `None` until set or defaulted by [`init_main_conf`].
     cache_ttl_ms: Option<u64>,
     cache_size: Option<usize>,
     /// Distinct token directories; a directory's index is its id in the cache keys.
@@ -56,21 +55,8 @@ impl Default for MainConf {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct TokenDir {
-    pub path: CString,
-    pub id: u32,
-}
-
-/// A request header the module sets, with the lowercase form and hash nginx expects.
-#[derive(Debug, Clone)]
-pub struct HeaderName {
-    pub name: Vec<u8>,
-    pub lowcase: Vec<u8>,
-    pub hash: ngx_uint_t,
-}
-
-/// Per-location settings. `None` means "not set at this level" until merged.
+/// Per-location settings: the directives as written at this level (`None`: not here), then
+/// what merge builds from them for the handler.
 #[derive(Debug)]
 pub struct LocConf {
     /// `Some(None)` is `wcs_token_auth off`.
@@ -78,10 +64,12 @@ pub struct LocConf {
     cookie_name: Option<Vec<u8>>,
     origins: Option<OriginPolicy>,
     require_origin: ngx_flag_t,
-    /// `Some(None)` is `off`; unset means `X-Client-IP` once merged.
+    /// `Some(None)` is `off`.
     client_ip_header: Option<Option<HeaderName>>,
     /// `Some(None)` is `off`.
     max_age_secs: Option<Option<u64>>,
+    /// What the handler enforces here; `None` where the module is off.
+    pub access: Option<Access>,
 }
 
 impl Default for LocConf {
@@ -93,81 +81,41 @@ impl Default for LocConf {
             require_origin: NGX_CONF_UNSET as ngx_flag_t,
             client_ip_header: None,
             max_age_secs: None,
+            access: None,
         }
     }
 }
 
-impl LocConf {
-    pub fn token_dir(&self) -> Option<&TokenDir> {
-        self.token_dir.as_ref().and_then(Option::as_ref)
-    }
-
-    pub fn cookie_name(&self) -> &[u8] {
-        self.cookie_name.as_deref().unwrap_or(DEFAULT_COOKIE)
-    }
-
-    pub fn origins(&self) -> &OriginPolicy {
-        const SAME_ORIGIN: &OriginPolicy = &OriginPolicy::SameOrigin;
-        self.origins.as_ref().unwrap_or(SAME_ORIGIN)
-    }
-
-    pub fn require_origin(&self) -> bool {
-        self.require_origin == 1
-    }
-
-    pub fn client_ip_header(&self) -> Option<&HeaderName> {
-        self.client_ip_header.as_ref().and_then(Option::as_ref)
-    }
-
-    pub fn max_age_secs(&self) -> Option<u64> {
-        self.max_age_secs.flatten()
-    }
+/// A location's merged settings, ready for the handler.
+#[derive(Debug)]
+pub struct Access {
+    pub policy: Policy,
+    pub client_ip_header: Option<HeaderName>,
 }
 
-impl Merge for LocConf {
-    fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
-        fn inherit<T: Clone>(this: &mut Option<T>, prev: &Option<T>, default: impl FnOnce() -> T) {
-            if this.is_none() {
-                *this = Some(prev.clone().unwrap_or_else(default));
-            }
-        }
-        inherit(&mut self.token_dir, &prev.token_dir, || None);
-        inherit(&mut self.cookie_name, &prev.cookie_name, || {
-            DEFAULT_COOKIE.to_vec()
-        });
-        inherit(&mut self.origins, &prev.origins, OriginPolicy::default);
-        inherit(&mut self.client_ip_header, &prev.client_ip_header, || {
-            Some(header_name(DEFAULT_CLIENT_IP_HEADER))
-        });
-        inherit(&mut self.max_age_secs, &prev.max_age_secs, || None);
-        if self.require_origin == NGX_CONF_UNSET as ngx_flag_t {
-            self.require_origin = match prev.require_origin {
-                p if p == NGX_CONF_UNSET as ngx_flag_t => 0,
-                p => p,
-            };
-        }
-        Ok(())
-    }
+#[derive(Debug, Clone)]
+struct TokenDir {
+    path: CString,
+    id: u32,
 }
 
-/// Resolves the http-level defaults once the `http` block is parsed, and sizes the cache.
-pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
-    // SAFETY: nginx passes the MainConf that create_main_conf allocated for this module.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    let ttl = *mcf.cache_ttl_ms.get_or_insert(DEFAULT_CACHE_TTL_MS);
-    let size = *mcf.cache_size.get_or_insert(DEFAULT_CACHE_SIZE);
-    mcf.cache = RefCell::new(TokenCache::new(size, ttl));
-    NGX_CONF_OK
+/// A request header the module sets, with the lowercase form and hash nginx expects.
+#[derive(Debug, Clone)]
+pub struct HeaderName {
+    pub name: Vec<u8>,
+    pub lowcase: Vec<u8>,
+    pub hash: ngx_uint_t,
 }
+
+type Setter = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
 
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 const fn command(
     name: ngx_str_t,
     type_: u32,
-    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+    (set, offset): (Setter, usize),
     conf: usize,
-    offset: usize,
 ) -> ngx_command_t {
     ngx_command_t {
         name,
@@ -179,127 +127,158 @@ const fn command(
     }
 }
 
+/// [`set_value`] for rule `$rule`, aimed at `$conf.$field`; fails to compile unless the
+/// field is an `Option` of the rule's value, which is what the setter writes there.
+macro_rules! value_slot {
+    ($conf:ident, $field:ident, $rule:ty) => {{
+        const _: fn(&mut $conf) -> &mut Option<<$rule as Rule>::Value> = |c| &mut c.$field;
+        (set_value::<$rule> as Setter, offset_of!($conf, $field))
+    }};
+}
+
 pub static mut COMMANDS: [ngx_command_t; 9] = [
     command(
         ngx_string!("wcs_token_auth"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        set_token_dir,
+        (set_token_dir, 0),
         NGX_HTTP_LOC_CONF_OFFSET,
-        0,
     ),
     command(
         ngx_string!("wcs_token_auth_cookie"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        set_cookie_name,
+        value_slot!(LocConf, cookie_name, CookieName),
         NGX_HTTP_LOC_CONF_OFFSET,
-        0,
     ),
     command(
         ngx_string!("wcs_token_auth_origins"),
         ANY_LEVEL | NGX_CONF_1MORE,
-        set_origins,
+        (set_origins, 0),
         NGX_HTTP_LOC_CONF_OFFSET,
-        0,
     ),
     command(
         ngx_string!("wcs_token_auth_require_origin"),
         ANY_LEVEL | NGX_CONF_FLAG,
-        ngx_conf_set_flag_slot,
+        (ngx_conf_set_flag_slot, offset_of!(LocConf, require_origin)),
         NGX_HTTP_LOC_CONF_OFFSET,
-        offset_of!(LocConf, require_origin),
     ),
     command(
         ngx_string!("wcs_token_auth_client_ip_header"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        set_client_ip_header,
+        value_slot!(LocConf, client_ip_header, ClientIpHeader),
         NGX_HTTP_LOC_CONF_OFFSET,
-        0,
     ),
     command(
         ngx_string!("wcs_token_auth_max_age"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        set_max_age,
+        value_slot!(LocConf, max_age_secs, MaxAge),
         NGX_HTTP_LOC_CONF_OFFSET,
-        0,
     ),
+    // Not ngx_conf_set_msec_slot / ngx_conf_set_num_slot: they would report a bad value as a
+    // bare "invalid value", without the value and the rule the manual documents, and
+    // ngx_conf_set_num_slot accepts a cache size of 0.
     command(
         ngx_string!("wcs_token_auth_cache_ttl"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        set_cache_ttl,
+        value_slot!(MainConf, cache_ttl_ms, CacheTtl),
         NGX_HTTP_MAIN_CONF_OFFSET,
-        0,
     ),
     command(
         ngx_string!("wcs_token_auth_cache_size"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        set_cache_size,
+        value_slot!(MainConf, cache_size, CacheSize),
         NGX_HTTP_MAIN_CONF_OFFSET,
-        0,
     ),
     ngx_command_t::empty(),
 ];
 
 const IS_DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
 
-/// The directive's arguments after its name.
+/// The directive a setter is parsing.
+struct Directive<'a> {
+    cf: *mut ngx_conf_t,
+    name: &'a [u8],
+    /// The arguments after the name.
+    args: &'a [ngx_str_t],
+}
+
+impl Directive<'_> {
+    /// # Safety
+    /// `cf` and `cmd` must be the ones nginx passed to the setter that is running, and the
+    /// result must not outlive that call.
+    unsafe fn new(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t) -> Self {
+        // SAFETY: during a setter call cf->args is an array of the directive's name and
+        // arguments, and cmd is one of this module's static commands.
+        let (all, name) = unsafe {
+            (
+                (*(*cf).args).as_slice::<ngx_str_t>(),
+                (*cmd).name.as_bytes(),
+            )
+        };
+        Directive {
+            cf,
+            name,
+            args: all.get(1..).unwrap_or_default(),
+        }
+    }
+
+    /// The argument of a one-argument directive.
+    fn arg(&self) -> &[u8] {
+        self.args.first().map_or(&[], ngx_str_t::as_bytes)
+    }
+
+    /// Logs `invalid value "V" in "NAME" directive, WHY` and fails the configuration.
+    fn invalid(&self, value: &[u8], why: &str) -> *mut c_char {
+        let msg = format!(
+            "invalid value \"{}\" in \"{}\" directive, {why}",
+            value.escape_ascii(),
+            self.name.escape_ascii()
+        );
+        let msg = CString::new(msg).unwrap_or_default();
+        // SAFETY: cf is the running setter's (see `new`); "%s" consumes exactly the one
+        // NUL-terminated argument given.
+        unsafe { ngx_conf_log_error(NGX_LOG_EMERG as _, self.cf, 0, c"%s".as_ptr(), msg.as_ptr()) };
+        NGX_CONF_ERROR
+    }
+}
+
+/// `wcs_token_auth DIR | off`: the directory also gets its id in the http block's cache.
 ///
 /// # Safety
-/// `cf` must be the conf nginx passed to a directive setter.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
-    // SAFETY: during a setter call cf->args holds the directive's name and arguments.
-    let all = unsafe { (*(*cf).args).as_slice_mut::<ngx_str_t>() };
-    &mut all[1..]
-}
-
-/// Logs `invalid value "V" in "DIRECTIVE" directive[, why]` and fails the configuration.
-unsafe fn invalid(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    value: &[u8],
-    why: &str,
-) -> *mut c_char {
-    // SAFETY: cmd is the command nginx is processing; its name is a static string.
-    let name = unsafe { (*cmd).name.as_bytes() };
-    let sep = if why.is_empty() { "" } else { ", " };
-    let msg = format!(
-        "invalid value \"{}\" in \"{}\" directive{sep}{why}",
-        value.escape_ascii(),
-        name.escape_ascii()
-    );
-    let msg = CString::new(msg).unwrap_or_default();
-    // SAFETY: "%s" consumes exactly the one NUL-terminated argument given.
-    unsafe { ngx_conf_log_error(NGX_LOG_EMERG as _, cf, 0, c"%s".as_ptr(), msg.as_ptr()) };
-    NGX_CONF_ERROR
-}
-
-extern "C" fn set_token_dir(
+/// Only nginx calls it, as the setter of a command whose conf is this module's `LocConf`.
+unsafe extern "C" fn set_token_dir(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx calls setters with the LocConf of the block being parsed (conf offset).
+    // SAFETY: per this function's contract, conf is the LocConf of the block being parsed.
     let lcf = unsafe { &mut *conf.cast::<LocConf>() };
     if lcf.token_dir.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: called by nginx as a directive setter.
-    let value = unsafe { &mut args(cf)[0] };
-    if value.as_bytes() == b"off" {
-        lcf.token_dir = Some(None);
-        return NGX_CONF_OK;
-    }
-    if value.is_empty() {
-        return unsafe { invalid(cf, cmd, b"", "it must be a directory or \"off\"") };
-    }
-    // SAFETY: cf->cycle is valid while parsing; a relative path becomes prefix-relative,
-    // allocated from the cycle pool.
-    if unsafe { ngx_conf_full_name((*cf).cycle, value, 0) } != 0 {
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
+    let d = unsafe { Directive::new(cf, cmd) };
+    let dir = match directive::token_dir(d.arg()) {
+        Ok(Some(dir)) => dir,
+        Ok(None) => {
+            lcf.token_dir = Some(None);
+            return NGX_CONF_OK;
+        }
+        Err(why) => return d.invalid(d.arg(), why),
+    };
+    let mut full = ngx_str_t {
+        len: dir.len(),
+        data: dir.as_ptr().cast_mut(),
+    };
+    // SAFETY: cf->cycle is valid while parsing; nginx reads `full` and, for a relative path,
+    // points it at a prefix-relative copy in the cycle pool, never writing through the old data.
+    if unsafe { ngx_conf_full_name((*cf).cycle, &mut full, 0) } != 0 {
         return NGX_CONF_ERROR;
     }
-    let Ok(path) = CString::new(value.as_bytes()) else {
-        return unsafe { invalid(cf, cmd, value.as_bytes(), "it contains a NUL byte") };
+    let Ok(path) = CString::new(full.as_bytes()) else {
+        return d.invalid(full.as_bytes(), "it contains a NUL byte");
     };
-    // SAFETY: cf->ctx is an http conf ctx in the contexts this directive is allowed in.
+    // SAFETY: cf is valid (per this function's contract) and its ctx is an http conf ctx in
+    // every block this directive is allowed in.
     let Some(mcf) = Module::main_conf_mut(unsafe { &*cf }) else {
         return NGX_CONF_ERROR;
     };
@@ -317,145 +296,160 @@ extern "C" fn set_token_dir(
     NGX_CONF_OK
 }
 
-extern "C" fn set_cookie_name(
+/// `wcs_token_auth_origins any | ORIGIN...`.
+///
+/// # Safety
+/// Only nginx calls it, as the setter of a command whose conf is this module's `LocConf`.
+unsafe extern "C" fn set_origins(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf; cf and cmd are nginx's.
-    unsafe {
-        let lcf = &mut *conf.cast::<LocConf>();
-        set_value(
-            cf,
-            cmd,
-            &mut lcf.cookie_name,
-            |v| match directive::is_cookie_name(v) {
-                true => Ok(v.to_vec()),
-                false => Err("it must be a cookie name".into()),
-            },
-        )
-    }
-}
-
-extern "C" fn set_origins(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf.
+    // SAFETY: per this function's contract, conf is the LocConf of the block being parsed.
     let lcf = unsafe { &mut *conf.cast::<LocConf>() };
     if lcf.origins.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: called by nginx as a directive setter.
-    let values = unsafe { args(cf) };
-    match OriginPolicy::from_args(values.iter().map(|v| v.as_bytes())) {
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
+    let d = unsafe { Directive::new(cf, cmd) };
+    match OriginPolicy::from_args(d.args.iter().map(ngx_str_t::as_bytes)) {
         Ok(policy) => {
             lcf.origins = Some(policy);
             NGX_CONF_OK
         }
-        Err((value, why)) => unsafe { invalid(cf, cmd, value, &why.to_string()) },
+        Err((value, why)) => d.invalid(value, &why.to_string()),
     }
 }
 
-extern "C" fn set_client_ip_header(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf; cf and cmd are nginx's.
-    unsafe {
-        let lcf = &mut *conf.cast::<LocConf>();
-        set_value(cf, cmd, &mut lcf.client_ip_header, |v| match v {
-            b"off" => Ok(None),
-            v if !directive::is_header_name(v) => Err("it must be a header name or \"off\"".into()),
-            // nginx keeps pointers to these in r->headers_in; replacing one behind its back
-            // would leave them pointing at an unlinked entry.
-            v if nginx_parses_header(v) => Err("nginx itself parses this header".into()),
-            v if directive::is_reserved_header(v) => {
-                Err("the access check or the WebSocket handshake needs this header".into())
-            }
-            v => Ok(Some(header_name(v))),
-        })
+/// A one-argument directive: its rule in the core crate, and what the conf stores.
+trait Rule {
+    type Value;
+    fn parse(arg: &[u8]) -> Result<Self::Value, &'static str>;
+}
+
+struct CookieName;
+impl Rule for CookieName {
+    type Value = Vec<u8>;
+    fn parse(arg: &[u8]) -> Result<Vec<u8>, &'static str> {
+        directive::cookie_name(arg).map(<[u8]>::to_vec)
     }
 }
 
-extern "C" fn set_max_age(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: conf is this module's LocConf; cf and cmd are nginx's.
-    unsafe {
-        let lcf = &mut *conf.cast::<LocConf>();
-        set_value(cf, cmd, &mut lcf.max_age_secs, |v| match v {
-            b"off" => Ok(None),
-            v => match directive::parse_time_secs(v) {
-                Some(secs) if secs > 0 => Ok(Some(secs)),
-                _ => Err("it must be a time of 1s or more, or \"off\"".into()),
-            },
-        })
+struct ClientIpHeader;
+impl Rule for ClientIpHeader {
+    type Value = Option<HeaderName>;
+    fn parse(arg: &[u8]) -> Result<Option<HeaderName>, &'static str> {
+        directive::client_ip_header(arg, nginx_parses_header).map(|h| h.map(header_name))
     }
 }
 
-extern "C" fn set_cache_ttl(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: conf is this module's MainConf (NGX_HTTP_MAIN_CONF_OFFSET); cf and cmd are nginx's.
-    unsafe {
-        let mcf = &mut *conf.cast::<MainConf>();
-        set_value(cf, cmd, &mut mcf.cache_ttl_ms, |v| {
-            directive::parse_time_ms(v)
-                .ok_or_else(|| "it must be a time such as 1s or 500ms".into())
-        })
+struct MaxAge;
+impl Rule for MaxAge {
+    type Value = Option<u64>;
+    fn parse(arg: &[u8]) -> Result<Option<u64>, &'static str> {
+        directive::max_age(arg)
     }
 }
 
-extern "C" fn set_cache_size(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: conf is this module's MainConf (NGX_HTTP_MAIN_CONF_OFFSET); cf and cmd are nginx's.
-    unsafe {
-        let mcf = &mut *conf.cast::<MainConf>();
-        set_value(cf, cmd, &mut mcf.cache_size, |v| {
-            directive::parse_cache_size(v).ok_or_else(|| {
-                format!(
-                    "it must be a number from 1 to {}",
-                    directive::MAX_CACHE_SIZE
-                )
-            })
-        })
+struct CacheTtl;
+impl Rule for CacheTtl {
+    type Value = u64;
+    fn parse(arg: &[u8]) -> Result<u64, &'static str> {
+        directive::cache_ttl(arg)
     }
 }
 
-/// The shape shared by the one-argument setters: refuse a repeat in the same block, parse the
-/// argument, then store it or report `invalid value`.
+struct CacheSize;
+impl Rule for CacheSize {
+    type Value = usize;
+    fn parse(arg: &[u8]) -> Result<usize, &'static str> {
+        directive::cache_size(arg)
+    }
+}
+
+/// The setter of every one-argument directive, in the manner of nginx's stock slots: refuses a
+/// repeat in the same block, parses the argument by `R`'s rule and stores it at `cmd->offset`.
 ///
 /// # Safety
-/// `cf` and `cmd` must be the ones nginx passed to the calling setter.
-unsafe fn set_value<T>(
+/// Only nginx calls it, as the setter of a command built by `value_slot!`, so `cmd->offset` is
+/// that of an `Option<R::Value>` field of the conf nginx passes.
+unsafe extern "C" fn set_value<R: Rule>(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
-    slot: &mut Option<T>,
-    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+    conf: *mut c_void,
 ) -> *mut c_char {
+    // SAFETY: per this function's contract, the offset is inside the conf and the field there
+    // has that type; nothing else refers to the field during the setter.
+    let slot = unsafe { &mut *conf.byte_add((*cmd).offset).cast::<Option<R::Value>>() };
     if slot.is_some() {
         return IS_DUPLICATE;
     }
-    // SAFETY: per this function's contract.
-    let value = unsafe { args(cf)[0].as_bytes() };
-    match parse(value) {
-        Ok(v) => {
-            *slot = Some(v);
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
+    let d = unsafe { Directive::new(cf, cmd) };
+    match R::parse(d.arg()) {
+        Ok(value) => {
+            *slot = Some(value);
             NGX_CONF_OK
         }
-        // SAFETY: per this function's contract.
-        Err(why) => unsafe { invalid(cf, cmd, value, &why) },
+        Err(why) => d.invalid(d.arg(), why),
     }
+}
+
+impl Merge for LocConf {
+    /// Inherits what this level does not set, writes the defaults, and builds [`Access`].
+    fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
+        fn merged<T: Clone>(
+            this: &mut Option<T>,
+            prev: &Option<T>,
+            default: impl FnOnce() -> T,
+        ) -> T {
+            this.get_or_insert_with(|| prev.clone().unwrap_or_else(default))
+                .clone()
+        }
+        let token_dir = merged(&mut self.token_dir, &prev.token_dir, || None);
+        let cookie_name = merged(&mut self.cookie_name, &prev.cookie_name, || {
+            b"AUTH".to_vec()
+        });
+        let origins = merged(&mut self.origins, &prev.origins, || {
+            OriginPolicy::SameOrigin
+        });
+        let client_ip_header = merged(&mut self.client_ip_header, &prev.client_ip_header, || {
+            Some(header_name(b"X-Client-IP"))
+        });
+        let max_age_secs = merged(&mut self.max_age_secs, &prev.max_age_secs, || None);
+        if self.require_origin == NGX_CONF_UNSET as ngx_flag_t {
+            self.require_origin = match prev.require_origin {
+                p if p == NGX_CONF_UNSET as ngx_flag_t => 0,
+                p => p,
+            };
+        }
+        self.access = token_dir.map(|dir| Access {
+            policy: Policy {
+                dir: dir.path,
+                dir_id: dir.id,
+                cookie_name,
+                origins,
+                require_origin: self.require_origin == 1,
+                max_age_secs,
+            },
+            client_ip_header,
+        });
+        Ok(())
+    }
+}
+
+/// Writes the cache defaults once the `http` block is parsed, and sizes the cache.
+///
+/// # Safety
+/// Only nginx calls it, with the `MainConf` that create_main_conf allocated for this module.
+pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: conf is this module's MainConf (this function's contract), which nothing else
+    // refers to while nginx initialises it.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    let ttl = *mcf.cache_ttl_ms.get_or_insert(1000);
+    let size = *mcf.cache_size.get_or_insert(10_000);
+    mcf.cache = RefCell::new(TokenCache::new(size, ttl));
+    NGX_CONF_OK
 }
 
 fn header_name(name: &[u8]) -> HeaderName {

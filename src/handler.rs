@@ -1,6 +1,5 @@
-//! The access-phase handler: gathers the request's facts, asks the core for a decision, and
-//! answers the way nginx's own access modules do (one log line, a status, no side effects
-//! beyond the client-address header).
+//! The access-phase handler: decide, log once, return, as nginx's own access modules do.
+//! Nothing changes on refusal but the client-address header, which is replaced first.
 
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -12,30 +11,30 @@ use ngx::ffi::{
     NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_CRIT, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
-use wcs_token_auth_core::auth::{self, Clock, Outcome, Policy, RequestHeaders, Status};
-use wcs_token_auth_core::origin::OriginHeader;
-use wcs_token_auth_core::store::DirError;
+use wcs_token_auth_core::auth::{self, Clock, Status};
+use wcs_token_auth_core::cache::TokenCache;
 
-use crate::conf::LocConf;
 use crate::{client_ip, headers, variables, Module};
 
+/// # Safety
+/// Only nginx calls it, as an access-phase handler with the request being processed.
 pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls phase handlers with a valid request.
-    let request = unsafe { Request::from_ngx_http_request(r) };
+    // SAFETY: per this function's contract, r is a valid request for the whole call.
+    let (request, log) = unsafe { (Request::from_ngx_http_request(r), (*(*r).connection).log) };
     let Some(lcf) = Module::location_conf(request) else {
-        return NGX_DECLINED as ngx_int_t;
+        return no_configuration(log);
     };
-    let Some(dir) = lcf.token_dir() else {
+    let Some(access) = &lcf.access else {
         return NGX_DECLINED as ngx_int_t;
     };
     let Some(mcf) = Module::main_conf(request) else {
-        return NGX_DECLINED as ngx_int_t;
+        return no_configuration(log);
     };
-    // SAFETY: r is valid for the whole call.
-    let log = unsafe { (*(*r).connection).log };
 
-    if let Some(header) = lcf.client_ip_header() {
-        // SAFETY: no iterator over the header list is alive here.
+    // Whatever the decision: under `satisfy any` another access module may let through a
+    // request this one refuses, and the client's copy must not reach the upstream then either.
+    if let Some(header) = &access.client_ip_header {
+        // SAFETY: r is valid, its headers are read, and nothing holds into its header list yet.
         if unsafe { client_ip::replace(r, header) }.is_err() {
             // SAFETY: r is valid and status_var is the index register() obtained.
             unsafe { variables::set_status(r, mcf.status_var, Status::Error) };
@@ -43,66 +42,33 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
         }
     }
 
-    // SAFETY: the header list and Host pointer are valid and unchanged until we return.
-    let (hdrs, host) = unsafe {
-        let hin = &(*r).headers_in;
-        (
-            headers::iter(&hin.headers),
-            hin.host.as_ref().map(|h| h.value.as_bytes()),
-        )
-    };
-    let (origin, cookies) = headers::origin_and_cookies(hdrs);
-    let req = RequestHeaders {
-        origin,
-        host,
-        cookies,
-    };
-    let policy = Policy {
-        dir: &dir.path,
-        dir_id: dir.id,
-        cookie_name: lcf.cookie_name(),
-        origins: lcf.origins(),
-        require_origin: lcf.require_origin(),
-        max_age_secs: lcf.max_age_secs(),
-    };
-    let outcome = match mcf.cache.try_borrow_mut() {
-        Ok(mut cache) => auth::authorize(&policy, req, &mut cache, clock()),
+    // SAFETY: r is valid, and its header list stays unchanged until this handler returns.
+    let req = unsafe { headers::request_headers(&*r) };
+    let decision = match mcf.cache.try_borrow_mut() {
+        Ok(mut cache) => auth::authorize(&access.policy, req, &mut cache, clock()),
         // Unreachable (one request at a time per worker), but never worth a panic.
-        Err(_) => {
-            let mut no_cache = wcs_token_auth_core::cache::TokenCache::new(0, 0);
-            auth::authorize(&policy, req, &mut no_cache, clock())
-        }
+        Err(_) => auth::authorize(&access.policy, req, &mut TokenCache::new(0, 0), clock()),
     };
     // SAFETY: r is valid and status_var is the index register() obtained.
-    unsafe { variables::set_status(r, mcf.status_var, outcome.status()) };
+    unsafe { variables::set_status(r, mcf.status_var, auth::status(&decision)) };
 
-    match outcome {
-        Outcome::Allowed => NGX_OK as ngx_int_t,
-        Outcome::Refused(status) => {
-            log_refusal(log, status, lcf, origin);
-            NGX_HTTP_FORBIDDEN as ngx_int_t
-        }
-        Outcome::DirError(DirError::Missing(e)) => {
-            let path = dir.path.to_bytes().escape_ascii();
-            log_error(
-                log,
-                NGX_LOG_ERR,
-                errno(&e),
-                format_args!("wcs_token_auth: token directory \"{path}\" does not exist"),
-            );
-            NGX_HTTP_FORBIDDEN as ngx_int_t
-        }
-        Outcome::DirError(DirError::Failed(e)) => {
-            let path = dir.path.to_bytes().escape_ascii();
-            log_error(
-                log,
-                NGX_LOG_CRIT,
-                errno(&e),
-                format_args!("wcs_token_auth: cannot read token directory \"{path}\""),
-            );
-            NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
-        }
-    }
+    let Err(refusal) = decision else {
+        return NGX_OK as ngx_int_t;
+    };
+    let (level, code) = match refusal.is_server_fault() {
+        true => (NGX_LOG_CRIT, NGX_HTTP_INTERNAL_SERVER_ERROR),
+        false => (NGX_LOG_ERR, NGX_HTTP_FORBIDDEN),
+    };
+    let err = refusal.os_error().unwrap_or(0) as ngx_err_t;
+    log_error(log, level, err, format_args!("{refusal}"));
+    code as ngx_int_t
+}
+
+/// A broken server, not a client's fault: fail closed.
+fn no_configuration(log: *mut ngx_log_t) -> ngx_int_t {
+    let msg = format_args!("wcs_token_auth: the module's configuration is missing");
+    log_error(log, NGX_LOG_CRIT, 0, msg);
+    NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
 }
 
 fn clock() -> Clock {
@@ -110,73 +76,11 @@ fn clock() -> Clock {
     // targets and keeps millisecond resolution whatever `timer_resolution` says.
     static START: OnceLock<Instant> = OnceLock::new();
     let now_ms = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
     // SAFETY: ngx_cached_time always points to a valid slot, updated by this same
     // single-threaded worker.
-    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
     let unix_secs = unsafe { (*ngx::ffi::ngx_cached_time).sec as i64 };
     Clock { now_ms, unix_secs }
-}
-
-fn errno(e: &std::io::Error) -> ngx_err_t {
-    e.raw_os_error().unwrap_or(0) as ngx_err_t
-}
-
-/// The reason for a refusal; the token itself never appears in the log.
-fn log_refusal(log: *mut ngx_log_t, status: Status, lcf: &LocConf, origin: OriginHeader<'_>) {
-    let cookie = lcf.cookie_name().escape_ascii();
-    match status {
-        Status::OriginDenied => match origin {
-            OriginHeader::Absent => log_error(
-                log,
-                NGX_LOG_ERR,
-                0,
-                format_args!("wcs_token_auth: no Origin header"),
-            ),
-            OriginHeader::Several => log_error(
-                log,
-                NGX_LOG_ERR,
-                0,
-                format_args!("wcs_token_auth: several Origin headers"),
-            ),
-            OriginHeader::One(v) => {
-                let shown = &v[..v.len().min(256)];
-                log_error(
-                    log,
-                    NGX_LOG_ERR,
-                    0,
-                    format_args!(
-                        "wcs_token_auth: origin \"{}\" is not allowed",
-                        shown.escape_ascii()
-                    ),
-                );
-            }
-        },
-        Status::NoToken => log_error(
-            log,
-            NGX_LOG_ERR,
-            0,
-            format_args!("wcs_token_auth: no token in cookie \"{cookie}\""),
-        ),
-        Status::MalformedToken => log_error(
-            log,
-            NGX_LOG_ERR,
-            0,
-            format_args!("wcs_token_auth: malformed token in cookie \"{cookie}\""),
-        ),
-        Status::UnknownToken => log_error(
-            log,
-            NGX_LOG_ERR,
-            0,
-            format_args!("wcs_token_auth: unknown token in cookie \"{cookie}\""),
-        ),
-        Status::ExpiredToken => log_error(
-            log,
-            NGX_LOG_ERR,
-            0,
-            format_args!("wcs_token_auth: expired token in cookie \"{cookie}\""),
-        ),
-        Status::Allowed | Status::Error => {}
-    }
 }
 
 /// Writes one line to the request's log; nginx appends the client, server and request.

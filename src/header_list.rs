@@ -77,8 +77,11 @@ pub unsafe fn replace_all(
     Ok(())
 }
 
-fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
-    h.key.as_bytes().eq_ignore_ascii_case(name)
+/// Is `h` called `name` (ASCII case-insensitive)?
+#[inline]
+pub fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
+    // The length test first: most headers differ in length from the names looked for.
+    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
 }
 
 /// # Safety

@@ -2,8 +2,32 @@
 
 use core::slice;
 
-use ngx::ffi::{ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
+use ngx::ffi::{ngx_http_request_t, ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
+use wcs_token_auth_core::auth::RequestHeaders;
 use wcs_token_auth_core::origin::OriginHeader;
+
+use crate::header_list::is_named;
+
+/// What the access decision reads from the request: `Origin`, `Host` and the `Cookie` values.
+///
+/// # Safety
+/// `r` must be a request whose headers have been read, and its header list must not change
+/// while the result is in use.
+pub unsafe fn request_headers(
+    r: &ngx_http_request_t,
+) -> RequestHeaders<'_, impl Iterator<Item = &[u8]>> {
+    let hin = &r.headers_in;
+    // SAFETY: nginx keeps hin.headers an initialised list of ngx_table_elt_t, unchanged per
+    // this function's contract.
+    let (origin, cookies) = origin_and_cookies(unsafe { iter(&hin.headers) });
+    // SAFETY: hin.host is NULL or points to an element of that list.
+    let host = unsafe { hin.host.as_ref() }.map(|h| h.value.as_bytes());
+    RequestHeaders {
+        origin,
+        host,
+        cookies,
+    }
+}
 
 /// Iterates over the elements of a header list, part by part, skipping empty parts.
 #[derive(Clone)]
@@ -15,7 +39,7 @@ pub struct Headers<'a> {
 /// # Safety
 /// `list` must be an initialised list of `ngx_table_elt_t` that outlives the iterator and is
 /// not modified while it is in use.
-pub unsafe fn iter(list: &ngx_list_t) -> Headers<'_> {
+unsafe fn iter(list: &ngx_list_t) -> Headers<'_> {
     Headers {
         part: Some(&list.part),
         elts: &[],
@@ -44,14 +68,8 @@ impl<'a> Iterator for Headers<'a> {
     }
 }
 
-#[inline]
-fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
-    // The length test first: most headers differ in length from the names looked for.
-    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
-}
-
 /// The values of every header called `name` (case-insensitive), in order.
-pub fn values<'a>(headers: Headers<'a>, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+fn values<'a>(headers: Headers<'a>, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
     headers
         .filter(move |h| is_named(h, name))
         .map(|h| h.value.as_bytes())
@@ -60,9 +78,7 @@ pub fn values<'a>(headers: Headers<'a>, name: &'a [u8]) -> impl Iterator<Item = 
 /// The `Origin` header(s), distinguishing none, one and several, and the values of the
 /// `Cookie` headers in order, in one walk over the list (the cookies are then read from the
 /// first `Cookie` header on).
-pub fn origin_and_cookies(
-    mut headers: Headers<'_>,
-) -> (OriginHeader<'_>, impl Iterator<Item = &[u8]>) {
+fn origin_and_cookies(mut headers: Headers<'_>) -> (OriginHeader<'_>, impl Iterator<Item = &[u8]>) {
     let mut origin = OriginHeader::Absent;
     let mut first_cookie = None;
     loop {

@@ -10,19 +10,20 @@
 //!        ├─ location off?  → NGX_DECLINED, $wcs_token_auth_status stays empty
 //!        ├─ client_ip::replace                 (src/client_ip.rs: drop client copies, add ours)
 //!        │    └─ header_list::replace_all      (src/header_list.rs: unlink without moving)
-//!        ├─ headers::origin_and_cookies        (src/headers.rs: Origin, Cookie as bytes, one walk)
-//!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust)
+//!        ├─ headers::request_headers           (src/headers.rs: Origin, Host, Cookie as bytes)
+//!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust, with the Policy
+//!        │    │                                 that src/conf.rs built when merging)
 //!        │    ├─ origin::OriginPolicy::allows  (core/src/origin.rs)
 //!        │    ├─ cookie::find, token::parse    (core/src/cookie.rs, core/src/token.rs)
 //!        │    ├─ cache::TokenCache::get        (core/src/cache.rs, per worker)
 //!        │    └─ store::lookup                 (core/src/store.rs: openat + fstatat, no symlinks)
 //!        ├─ variables::set_status              (src/variables.rs: $wcs_token_auth_status)
-//!        └─ NGX_OK, or one log line and 403 / 500
+//!        └─ NGX_OK, or the Refusal's one log line and 403 / 500
 //! ```
 //!
-//! Configuration is parsed in `src/conf.rs` (directive table, setters, merge), whose setters
-//! only convert nginx strings to bytes and call the parsers in `core/src/directive.rs` and
-//! `core/src/origin.rs`. This file only declares the module and wires its hooks.
+//! Configuration is parsed in `src/conf.rs` (structs, directive table, setters, merge), whose
+//! setters only convert nginx strings to bytes and call the rules in `core/src/directive.rs`
+//! and `core/src/origin.rs`. This file only declares the module and wires its hooks.
 
 use core::ptr;
 
@@ -49,12 +50,17 @@ impl HttpModule for Module {
         unsafe { &*ptr::addr_of!(ngx_http_wcs_token_auth_module) }
     }
 
+    /// # Safety
+    /// Only nginx calls it, with the http block's conf, before the block is parsed.
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        variables::register(cf)
+        // SAFETY: nginx calls preconfiguration with the http block's conf, as register needs.
+        unsafe { variables::register(cf) }
     }
 
+    /// # Safety
+    /// Only nginx calls it, with the http block's conf, once the block is parsed.
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: nginx passes a valid conf whose ctx is the http block's.
+        // SAFETY: per this function's contract, cf is valid and its ctx is the http block's.
         let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(unsafe { &*cf }) else {
             return Status::NGX_ERROR.into();
         };

@@ -18,36 +18,42 @@ use crate::Module;
 /// Declares the variable and remembers its index.
 ///
 /// # Safety
-/// `cf` must be the conf nginx passes to `preconfiguration`.
+/// `cf` must be the conf nginx passes to `preconfiguration` of an http module: its `ctx` is
+/// the http block's, whose main confs `create_main_conf` has already allocated.
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
     let mut name: ngx_str_t = ngx_string!("wcs_token_auth_status");
-    // SAFETY: cf is valid; nginx copies nothing from `name` it does not own afterwards
-    // (the name is static).
-    unsafe {
-        let var = ngx_http_add_variable(cf, &mut name, 0);
-        if var.is_null() {
-            return Status::NGX_ERROR.into();
-        }
-        (*var).get_handler = Some(get_unset);
-        let index = ngx_http_get_variable_index(cf, &mut name);
-        if index < 0 {
-            return Status::NGX_ERROR.into();
-        }
-        let Some(mcf) = Module::main_conf_mut(&*cf) else {
-            return Status::NGX_ERROR.into();
-        };
-        mcf.status_var = index;
+    // SAFETY: cf is valid per this function's contract; both calls copy `name` into cf->pool
+    // (lowercased) and keep no pointer to it.
+    let var = unsafe { ngx_http_add_variable(cf, &mut name, 0) };
+    if var.is_null() {
+        return Status::NGX_ERROR.into();
     }
+    // SAFETY: a non-null result is the variable's entry, which nginx keeps in cf->pool.
+    unsafe { (*var).get_handler = Some(get_unset) };
+    // SAFETY: as for ngx_http_add_variable above.
+    let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
+    if index < 0 {
+        return Status::NGX_ERROR.into();
+    }
+    // SAFETY: cf is valid, and ngx_http_block runs every create_main_conf before any
+    // preconfiguration, so this module's MainConf slot in cf->ctx is already filled.
+    let Some(mcf) = Module::main_conf_mut(unsafe { &*cf }) else {
+        return Status::NGX_ERROR.into();
+    };
+    mcf.status_var = index;
     Status::NGX_OK.into()
 }
 
 /// Reached only when the handler did not run for this request: the module is off here.
+///
+/// # Safety
+/// `v` must be the request's value slot for this variable, as nginx passes to get handlers.
 unsafe extern "C" fn get_unset(
     _r: *mut ngx_http_request_t,
     v: *mut ngx_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    // SAFETY: nginx passes the request's slot for this variable.
+    // SAFETY: v is a valid, exclusive slot per this function's contract.
     unsafe { set(&mut *v, b"") };
     Status::NGX_OK.into()
 }
@@ -60,7 +66,8 @@ pub unsafe fn set_status(r: *mut ngx_http_request_t, index: ngx_int_t, status: a
     let Ok(index) = ngx_uint_t::try_from(index) else {
         return;
     };
-    // SAFETY: r->variables has one slot per declared variable and index is one of them.
+    // SAFETY: r->variables has one slot per variable indexed at configuration time, and index
+    // is one of them per this function's contract.
     unsafe { set(&mut *(*r).variables.add(index), status.as_str().as_bytes()) };
 }
 

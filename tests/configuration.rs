@@ -212,6 +212,7 @@ fn example_conf(prefix: &Prefix, port: u16, upstream: &str) -> String {
         "/nginx-conf/nginx.conf"
     ))
     .unwrap();
+    // SAFETY: geteuid has no preconditions.
     let user = if unsafe { libc::geteuid() } == 0 {
         "user nobody nogroup;"
     } else {
@@ -267,6 +268,7 @@ fn example_configuration_passes_nginx_t_and_serves_wss() {
         .spawn()
         .unwrap();
     let stop = scopeguard(move || {
+        // SAFETY: kill with our child's pid and a valid signal number.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let _ = child.wait();
     });

@@ -46,7 +46,12 @@ impl Pool {
     }
 
     /// nginx's ngx_list_push, plus the bounds check.
+    ///
+    /// # Safety
+    /// `list` must be a valid list whose parts were allocated from this pool.
     unsafe fn list_push(&mut self, list: &mut ngx_list_t) -> *mut c_void {
+        // SAFETY: per this function's contract `last` is a valid part; the new part and its
+        // elements are fresh allocations of the right sizes; the slot is bounds-checked.
         unsafe {
             if (*list.last).nelts == list.nalloc {
                 let elts = self.alloc(list.nalloc * list.size);
@@ -124,6 +129,7 @@ impl Headers {
 
     fn push(&mut self, key: &str, value: &str) {
         let e = self.elt(key, value);
+        // SAFETY: the list is valid and its parts come from `self.pool`; the slot is fresh.
         unsafe {
             let slot = self
                 .pool
@@ -158,6 +164,7 @@ impl Headers {
                 if part.next.is_null() {
                     break;
                 }
+                // SAFETY: a non-null `next` points to a part written by list_push or replace_all.
                 part = unsafe { &*part.next };
                 i = 0;
                 assert!(
@@ -165,18 +172,22 @@ impl Headers {
                     "nginx's loop would read an element of an empty part"
                 );
             }
-            let h = unsafe { &*part.elts.cast::<ngx_table_elt_t>().add(i) };
-            assert!(self.pool.contains(
-                (h as *const ngx_table_elt_t).cast(),
-                size_of::<ngx_table_elt_t>()
-            ));
+            let p = part.elts.cast::<ngx_table_elt_t>().wrapping_add(i);
+            assert!(self.pool.contains(p.cast(), size_of::<ngx_table_elt_t>()));
+            // SAFETY: just checked to lie inside one pool allocation, written as an element.
+            let h = unsafe { &*p };
             let s = |v: &ngx_str_t| String::from_utf8_lossy(v.as_bytes()).into_owned();
             out.push((s(&h.key), s(&h.value)));
             i += 1;
         }
         let mut last: *const ngx_list_part_t = &self.list.part;
-        while unsafe { !(*last).next.is_null() } {
-            last = unsafe { (*last).next };
+        loop {
+            // SAFETY: every part in the chain was written by list_push or replace_all.
+            let next = unsafe { (*last).next };
+            if next.is_null() {
+                break;
+            }
+            last = next;
         }
         assert_eq!(
             last,

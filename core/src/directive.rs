@@ -1,4 +1,5 @@
-//! Parsing directive arguments, with nginx's own syntax where nginx has one.
+//! Every directive value's rule and, for a broken value, the reason `nginx -t` prints after
+//! `invalid value "V" in "NAME" directive, `. Times use nginx's own syntax.
 
 /// Time units as nginx's `ngx_parse_time` knows them, largest first, in milliseconds.
 const UNITS: [(&[u8], u64); 8] = [
@@ -57,30 +58,78 @@ pub fn parse_time_secs(value: &[u8]) -> Option<u64> {
 /// Largest accepted `wcs_token_auth_cache_size`; far above any sane setting.
 pub const MAX_CACHE_SIZE: u64 = 100_000_000;
 
-/// A positive entry count.
-pub fn parse_cache_size(value: &[u8]) -> Option<usize> {
+/// `wcs_token_auth`: a directory (`Some`), or `off` (`None`).
+pub fn token_dir(value: &[u8]) -> Result<Option<&[u8]>, &'static str> {
+    match value {
+        b"off" => Ok(None),
+        b"" => Err("it must be a directory or \"off\""),
+        v if v.contains(&0) => Err("it contains a NUL byte"),
+        v => Ok(Some(v)),
+    }
+}
+
+/// `wcs_token_auth_cookie`: an RFC 6265 cookie-name, that is an RFC 7230 token.
+pub fn cookie_name(value: &[u8]) -> Result<&[u8], &'static str> {
+    match is_http_token(value) {
+        true => Ok(value),
+        false => Err("it must be a cookie name"),
+    }
+}
+
+/// `wcs_token_auth_client_ip_header`: a header name (`Some`), or `off` (`None`).
+///
+/// Refused: headers nginx keeps a pointer to in `r->headers_in` (`parsed_by_nginx` knows
+/// them; replacing one behind nginx's back would leave that pointer on an unlinked entry), and
+/// headers the access decision or the WebSocket handshake needs.
+pub fn client_ip_header(
+    value: &[u8],
+    parsed_by_nginx: impl FnOnce(&[u8]) -> bool,
+) -> Result<Option<&[u8]>, &'static str> {
+    match value {
+        b"off" => Ok(None),
+        v if !is_http_token(v) => Err("it must be a header name or \"off\""),
+        v if parsed_by_nginx(v) => Err("nginx itself parses this header"),
+        v if is_reserved_header(v) => {
+            Err("the access check or the WebSocket handshake needs this header")
+        }
+        v => Ok(Some(v)),
+    }
+}
+
+/// `wcs_token_auth_max_age`: whole seconds, at least one (`Some`), or `off` (`None`).
+pub fn max_age(value: &[u8]) -> Result<Option<u64>, &'static str> {
+    match value {
+        b"off" => Ok(None),
+        v => match parse_time_secs(v) {
+            Some(secs) if secs > 0 => Ok(Some(secs)),
+            _ => Err("it must be a time of 1s or more, or \"off\""),
+        },
+    }
+}
+
+/// `wcs_token_auth_cache_ttl`, in milliseconds; 0 turns the cache off.
+pub fn cache_ttl(value: &[u8]) -> Result<u64, &'static str> {
+    parse_time_ms(value).ok_or("it must be a time such as 1s or 500ms")
+}
+
+/// `wcs_token_auth_cache_size`: an entry count from 1 to [`MAX_CACHE_SIZE`].
+pub fn cache_size(value: &[u8]) -> Result<usize, &'static str> {
+    const WHY: &str = "it must be a number from 1 to 100000000";
     if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
+        return Err(WHY);
     }
     let n = value
         .iter()
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-    (1..=MAX_CACHE_SIZE).contains(&n).then_some(n as usize)
-}
-
-/// RFC 6265 cookie-name: an RFC 7230 token.
-pub fn is_cookie_name(value: &[u8]) -> bool {
-    is_http_token(value)
-}
-
-/// RFC 7230 field-name: a token.
-pub fn is_header_name(value: &[u8]) -> bool {
-    is_http_token(value)
+    match (1..=MAX_CACHE_SIZE).contains(&n) {
+        true => Ok(n as usize),
+        false => Err(WHY),
+    }
 }
 
 /// Headers the access decision or the WebSocket handshake depends on: the module must never
 /// replace them with the client address.
-pub fn is_reserved_header(name: &[u8]) -> bool {
+fn is_reserved_header(name: &[u8]) -> bool {
     const RESERVED: [&[u8]; 9] = [
         b"host",
         b"cookie",
@@ -144,36 +193,111 @@ mod tests {
     }
 
     #[test]
-    fn cache_size_is_a_positive_count() {
-        assert_eq!(parse_cache_size(b"10000"), Some(10_000));
-        assert_eq!(parse_cache_size(b"1"), Some(1));
-        for bad in [&b"0"[..], b"", b"-5", b"10k", b"1e3", b"999999999999999"] {
-            assert_eq!(parse_cache_size(bad), None);
+    fn token_dir_is_a_path_or_off() {
+        assert_eq!(token_dir(b"off"), Ok(None));
+        assert_eq!(token_dir(b"tokens"), Ok(Some(&b"tokens"[..])));
+        assert_eq!(token_dir(b""), Err("it must be a directory or \"off\""));
+        assert_eq!(token_dir(b"a\0b"), Err("it contains a NUL byte"));
+    }
+
+    #[test]
+    fn cookie_names_are_http_tokens() {
+        assert_eq!(cookie_name(b"AUTH"), Ok(&b"AUTH"[..]));
+        for bad in [&b""[..], b"a b", b"a=b", b"a;b", b"a:b", b"\xff"] {
+            assert_eq!(cookie_name(bad), Err("it must be a cookie name"));
         }
     }
 
     #[test]
-    fn handshake_and_decision_headers_are_reserved() {
-        for name in [
+    fn client_ip_header_rules_apply_in_order() {
+        let nginx = |v: &[u8]| {
+            v.eq_ignore_ascii_case(b"x-forwarded-for") || v.eq_ignore_ascii_case(b"host")
+        };
+        assert_eq!(client_ip_header(b"off", nginx), Ok(None));
+        assert_eq!(
+            client_ip_header(b"X-Client-IP", nginx),
+            Ok(Some(&b"X-Client-IP"[..]))
+        );
+        for bad in [&b""[..], b"X Client", b"a:b", b"\xff"] {
+            assert_eq!(
+                client_ip_header(bad, nginx),
+                Err("it must be a header name or \"off\"")
+            );
+        }
+        // Host is both parsed by nginx and reserved: nginx's reason comes first.
+        for parsed in [&b"X-Forwarded-For"[..], b"Host"] {
+            assert_eq!(
+                client_ip_header(parsed, nginx),
+                Err("nginx itself parses this header")
+            );
+        }
+        for reserved in [
             &b"Origin"[..],
             b"COOKIE",
             b"Sec-WebSocket-Key",
             b"upgrade",
-            b"Host",
+            b"connection",
         ] {
-            assert!(is_reserved_header(name));
+            assert_eq!(
+                client_ip_header(reserved, nginx),
+                Err("the access check or the WebSocket handshake needs this header")
+            );
         }
-        assert!(!is_reserved_header(b"X-Client-IP"));
-        assert!(!is_reserved_header(b"X-Origin"));
+        assert_eq!(
+            client_ip_header(b"X-Origin", nginx),
+            Ok(Some(&b"X-Origin"[..]))
+        );
     }
 
     #[test]
-    fn names_are_http_tokens() {
-        assert!(is_cookie_name(b"AUTH"));
-        assert!(is_header_name(b"X-Client-IP"));
-        for bad in [&b""[..], b"a b", b"a=b", b"a;b", b"a:b", b"\xff"] {
-            assert!(!is_cookie_name(bad));
-            assert!(!is_header_name(bad));
+    fn max_age_is_one_second_or_more_or_off() {
+        assert_eq!(max_age(b"off"), Ok(None));
+        assert_eq!(max_age(b"1h30m"), Ok(Some(5400)));
+        assert_eq!(max_age(b"1"), Ok(Some(1)));
+        for bad in [&b"500ms"[..], b"0", b"0s", b"999ms", b"soon", b""] {
+            assert_eq!(
+                max_age(bad),
+                Err("it must be a time of 1s or more, or \"off\""),
+                "{:?}",
+                bad.escape_ascii()
+            );
         }
+    }
+
+    #[test]
+    fn cache_ttl_is_an_nginx_time_in_ms() {
+        assert_eq!(cache_ttl(b"500ms"), Ok(500));
+        assert_eq!(cache_ttl(b"1s"), Ok(1000));
+        assert_eq!(cache_ttl(b"0"), Ok(0));
+        for bad in [&b"soon"[..], b"1x", b""] {
+            assert_eq!(cache_ttl(bad), Err("it must be a time such as 1s or 500ms"));
+        }
+    }
+
+    #[test]
+    fn cache_size_is_a_positive_count() {
+        assert_eq!(cache_size(b"10000"), Ok(10_000));
+        assert_eq!(cache_size(b"1"), Ok(1));
+        assert_eq!(cache_size(b"100000000"), Ok(100_000_000));
+        for bad in [
+            &b"0"[..],
+            b"",
+            b"-5",
+            b"10k",
+            b"1e3",
+            b"100000001",
+            b"999999999999999",
+        ] {
+            assert_eq!(
+                cache_size(bad),
+                Err("it must be a number from 1 to 100000000")
+            );
+        }
+    }
+
+    #[test]
+    fn cache_size_message_names_the_real_bound() {
+        let why = cache_size(b"0").unwrap_err();
+        assert!(why.ends_with(&format!(" {MAX_CACHE_SIZE}")), "{why}");
     }
 }

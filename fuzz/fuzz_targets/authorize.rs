@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use wcs_token_auth_core::auth::{self, Clock, Outcome, Policy, RequestHeaders, Status};
+use wcs_token_auth_core::auth::{self, Clock, Policy, Refusal, RequestHeaders, Status};
 use wcs_token_auth_core::cache::TokenCache;
 use wcs_token_auth_core::cookie;
 use wcs_token_auth_core::origin::{OriginHeader, OriginPolicy};
@@ -73,10 +73,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let require_origin = selector & 0x80 != 0;
     let policy = Policy {
-        dir: token_dir(),
+        dir: token_dir().clone(),
         dir_id: 7,
-        cookie_name: b"AUTH",
-        origins: &origins,
+        cookie_name: b"AUTH".to_vec(),
+        origins: origins.clone(),
         require_origin,
         max_age_secs: None,
     };
@@ -102,28 +102,29 @@ fuzz_target!(|data: &[u8]| {
     let value = cookie::find(cookies.iter().copied(), b"AUTH");
     let origin_ok = origins.allows(origin, host, require_origin);
     match &first {
-        Outcome::Allowed => {
+        Ok(()) => {
             assert!(origin_ok);
             let v = value.expect("allowed without a cookie");
             assert!(VALID.contains(&v), "allowed {}", v.escape_ascii());
         }
-        Outcome::Refused(Status::OriginDenied) => assert!(!origin_ok),
-        Outcome::Refused(s) => {
+        Err(Refusal::Dir(_, e)) => panic!("the directory is fine: {e:?}"),
+        Err(Refusal::Origin(_)) => assert!(!origin_ok),
+        Err(refusal) => {
+            let s = refusal.status();
             assert!(origin_ok);
             assert!(
                 !value.is_some_and(|v| VALID.contains(&v)),
                 "refused a valid token: {s:?}"
             );
             if value.is_some_and(|v| NOT_FILES.contains(&v)) {
-                assert_eq!(*s, Status::UnknownToken);
+                assert_eq!(s, Status::UnknownToken);
             }
         }
-        Outcome::DirError(e) => panic!("the directory is fine: {e:?}"),
     }
     let again = ask(&mut cache, 1);
     assert_eq!(
-        again.status(),
-        first.status(),
+        auth::status(&again),
+        auth::status(&first),
         "the cache changed the answer"
     );
 });

@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use wcs_token_auth_core::cookie;
-use wcs_token_auth_core::directive::is_cookie_name;
+use wcs_token_auth_core::directive;
 use wcs_token_auth_fuzz::{fields, is_ows, is_within};
 
 /// Whether one `;`-separated pair is a cookie called `name`, read independently of the code
@@ -34,7 +34,7 @@ fn pair_has_name(pair: &[u8], name: &[u8]) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     let f = fields(data);
-    let name: &[u8] = if is_cookie_name(f[0]) { f[0] } else { b"AUTH" };
+    let name = directive::cookie_name(f[0]).unwrap_or(b"AUTH");
     let headers = &f[1..];
 
     let found = cookie::find(headers.iter().copied(), name);
