@@ -31,7 +31,7 @@ struct Cached {
 pub struct TokenCache {
     /// Key is the directory id (4 bytes, little endian) followed by the token. `None` when
     /// `ttl_ms` or `capacity` is 0: the cache is off.
-    lru: Option<LruCache<Box<[u8]>, Cached, KeyHasher>>,
+    lru: Option<LruCache<Vec<u8>, Cached, KeyHasher>>,
     ttl_ms: u64,
 }
 
@@ -59,19 +59,15 @@ impl TokenCache {
         self.len() == 0
     }
 
-    /// A fresh entry for `token` in directory `dir`, made the most recently used. An entry
-    /// checked `ttl_ms` or more ago is dropped.
+    /// A fresh entry for `token` in directory `dir`. The entry found becomes the most recently
+    /// used even when it was checked `ttl_ms` or more ago and is not returned: the caller then
+    /// looks the token up and refreshes the entry in place, or removes it.
     pub fn get(&mut self, dir: u32, token: &[u8], now_ms: u64) -> Option<Entry> {
         let lru = self.lru.as_mut()?;
         let mut buf = [0u8; MAX_KEY];
-        let key = make_key(&mut buf, dir, token)?;
-        let cached = *lru.get(key)?;
-        if now_ms.saturating_sub(cached.checked_at_ms) < self.ttl_ms {
-            Some(cached.entry)
-        } else {
-            lru.pop(key);
-            None
-        }
+        let cached = lru.get(make_key(&mut buf, dir, token)?)?;
+        let fresh = now_ms.saturating_sub(cached.checked_at_ms) < self.ttl_ms;
+        fresh.then_some(cached.entry)
     }
 
     /// Records that `token` was just found valid.
@@ -87,13 +83,8 @@ impl TokenCache {
             entry,
             checked_at_ms: now_ms,
         };
-        match lru.get_mut(key) {
-            Some(old) => *old = cached,
-            None => {
-                // At capacity, this evicts the least recently used entry.
-                lru.put(Box::from(key), cached);
-            }
-        }
+        // A new key at capacity takes the least recently used entry's place.
+        *lru.get_or_insert_mut_ref(key, || cached) = cached;
     }
 
     /// Forgets `token`, e.g. after its file was found gone or expired.
@@ -139,13 +130,16 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_entry_is_dropped_when_found() {
-        let mut c = TokenCache::new(10, 1000);
+    fn an_expired_entry_counts_as_used_and_is_refreshed_in_place() {
+        let mut c = TokenCache::new(2, 1000);
         c.insert(0, b"t", E, 0);
         c.insert(0, b"u", E, 500);
         assert_eq!(c.get(0, b"t", 1000), None);
-        assert_eq!(c.len(), 1);
-        assert_eq!(c.get(0, b"u", 1000), Some(E));
+        c.insert(0, b"v", E, 1000); // evicts u: t was used more recently
+        assert_eq!(c.get(0, b"u", 1000), None);
+        c.insert(0, b"t", Entry { mtime: 9 }, 1000);
+        assert_eq!(c.get(0, b"t", 1999), Some(Entry { mtime: 9 }));
+        assert_eq!(c.len(), 2);
     }
 
     #[test]

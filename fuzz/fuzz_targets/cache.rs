@@ -4,9 +4,9 @@
 //! the cache and on a plain model (a list of live entries, most recently used first).
 //!
 //! Properties: every answer equals the model's; in particular `get` never returns an entry
-//! checked `ttl` or more ago (the revocation bound; such an entry is dropped when found) nor
-//! one that was removed, never holds more than `capacity` tokens, never caches a token longer
-//! than 255 bytes, and a disabled cache (`ttl` or `capacity` 0) never answers.
+//! checked `ttl` or more ago (the revocation bound) nor one that was removed, never holds more
+//! than `capacity` tokens, never caches a token longer than 255 bytes, and a disabled cache
+//! (`ttl` or `capacity` 0) never answers.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -57,14 +57,11 @@ impl Model {
     }
     fn get(&mut self, dir: u32, t: &[u8], now: u64) -> Option<Entry> {
         let i = self.find(dir, t).filter(|_| self.enabled())?;
-        if now - self.live[i].3 >= self.ttl_ms {
-            self.live.remove(i);
-            return None;
-        }
+        // Found is used, even when expired.
         let e = self.live.remove(i);
-        let entry = e.2;
+        let (entry, checked_at) = (e.2, e.3);
         self.live.insert(0, e);
-        Some(entry)
+        (now - checked_at < self.ttl_ms).then_some(entry)
     }
     fn insert(&mut self, dir: u32, t: &[u8], entry: Entry, now: u64) {
         if !self.enabled() || t.len() > MAX_LEN {
