@@ -3,6 +3,9 @@
 //!
 //! Everything is compared in canonical form: scheme and host lower-cased, and a port that is
 //! the scheme's default (80 for http, 443 for https) treated as no port.
+//!
+//! Hand-written: `url` parses whole URLs (paths, IDNA, percent-encoding) into an allocated
+//! `Url`; an Origin needs these exact byte rules, `*.` entries and no allocation per request.
 
 use std::fmt;
 
