@@ -3,16 +3,16 @@
 //! Only positive answers are cached: a token file created now must work on the very next
 //! request, and a flood of random tokens must not fill memory. Entries live at most `ttl_ms`
 //! (the bound on revocation delay) and at most `capacity` of them exist; the least recently
-//! used one makes room for a new one.
+//! used one makes room for a new one. Storage grows with use, so a large `capacity` costs
+//! nothing until valid tokens fill it.
 
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::num::NonZeroUsize;
 
-use crate::key_hash::BuildKeyHasher;
+use lru::LruCache;
 
-/// Slot index; `NIL` ends the recency list.
-type Idx = u32;
-const NIL: Idx = Idx::MAX;
+/// The index's hash: fast, and seeded per process. Keys are only tokens that were found valid
+/// (files the operator created), so an attacker cannot choose them to fill a bucket anyway.
+type KeyHasher = foldhash::fast::RandomState;
 
 /// What the cache remembers about a valid token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,25 +21,17 @@ pub struct Entry {
     pub mtime: i64,
 }
 
-#[derive(Debug)]
-struct Slot {
-    key: Rc<[u8]>,
+#[derive(Debug, Clone, Copy)]
+struct Cached {
     entry: Entry,
     checked_at_ms: u64,
-    /// False once removed: the slot waits at the old end of the list to be reused.
-    live: bool,
-    newer: Idx,
-    older: Idx,
 }
 
 #[derive(Debug)]
 pub struct TokenCache {
-    /// Key is the directory id (4 bytes, little endian) followed by the token.
-    index: HashMap<Rc<[u8]>, Idx, BuildKeyHasher>,
-    slots: Vec<Slot>,
-    newest: Idx,
-    oldest: Idx,
-    capacity: usize,
+    /// Key is the directory id (4 bytes, little endian) followed by the token. `None` when
+    /// `ttl_ms` or `capacity` is 0: the cache is off.
+    lru: Option<LruCache<Vec<u8>, Cached, KeyHasher>>,
     ttl_ms: u64,
 }
 
@@ -48,163 +40,74 @@ const MAX_KEY: usize = 4 + crate::token::MAX_LEN;
 
 impl TokenCache {
     pub fn new(capacity: usize, ttl_ms: u64) -> TokenCache {
-        TokenCache {
-            index: HashMap::default(),
-            slots: Vec::new(),
-            newest: NIL,
-            oldest: NIL,
-            capacity: capacity.min(NIL as usize),
-            ttl_ms,
-        }
+        let lru = NonZeroUsize::new(capacity)
+            .filter(|_| ttl_ms > 0)
+            .map(|capacity| {
+                // Unbounded allocates nothing up front; `resize` then sets the bound.
+                let mut lru = LruCache::unbounded_with_hasher(KeyHasher::default());
+                lru.resize(capacity);
+                lru
+            });
+        TokenCache { lru, ttl_ms }
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.lru.as_ref().map_or(0, LruCache::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 
-    fn enabled(&self) -> bool {
-        self.ttl_ms > 0 && self.capacity > 0
-    }
-
-    /// A fresh entry for `token` in directory `dir`, made the most recently used.
+    /// A fresh entry for `token` in directory `dir`. The entry found becomes the most recently
+    /// used even when it was checked `ttl_ms` or more ago and is not returned: the caller then
+    /// looks the token up and refreshes the entry in place, or removes it.
     pub fn get(&mut self, dir: u32, token: &[u8], now_ms: u64) -> Option<Entry> {
-        if !self.enabled() {
-            return None;
-        }
+        let lru = self.lru.as_mut()?;
         let mut buf = [0u8; MAX_KEY];
-        let key = make_key(&mut buf, dir, token)?;
-        let idx = *self.index.get(key)?;
-        let slot = &self.slots[idx as usize];
-        if now_ms.saturating_sub(slot.checked_at_ms) >= self.ttl_ms {
-            return None;
-        }
-        let entry = slot.entry;
-        if self.newest != idx {
-            self.unlink(idx);
-            self.push_newest(idx);
-        }
-        Some(entry)
+        let cached = lru.get(make_key(&mut buf, dir, token)?)?;
+        let fresh = now_ms.saturating_sub(cached.checked_at_ms) < self.ttl_ms;
+        fresh.then_some(cached.entry)
     }
 
     /// Records that `token` was just found valid.
     pub fn insert(&mut self, dir: u32, token: &[u8], entry: Entry, now_ms: u64) {
-        if !self.enabled() {
+        let Some(lru) = self.lru.as_mut() else {
             return;
-        }
+        };
         let mut buf = [0u8; MAX_KEY];
         let Some(key) = make_key(&mut buf, dir, token) else {
             return;
         };
-        if let Some(&idx) = self.index.get(key) {
-            let slot = &mut self.slots[idx as usize];
-            slot.entry = entry;
-            slot.checked_at_ms = now_ms;
-            self.unlink(idx);
-            self.push_newest(idx);
-            return;
-        }
-        let key: Rc<[u8]> = Rc::from(key);
-        let idx = if self.slots.len() < self.capacity {
-            self.slots.push(Slot {
-                key: key.clone(),
-                entry,
-                checked_at_ms: now_ms,
-                live: true,
-                newer: NIL,
-                older: NIL,
-            });
-            (self.slots.len() - 1) as Idx
-        } else {
-            // Reuse the least recently used slot.
-            let idx = self.oldest;
-            self.unlink(idx);
-            let slot = &mut self.slots[idx as usize];
-            if slot.live {
-                self.index.remove(&slot.key);
-            }
-            slot.live = true;
-            slot.key = key.clone();
-            slot.entry = entry;
-            slot.checked_at_ms = now_ms;
-            idx
+        let cached = Cached {
+            entry,
+            checked_at_ms: now_ms,
         };
-        self.index.insert(key, idx);
-        self.push_newest(idx);
+        // A new key at capacity takes the least recently used entry's place.
+        *lru.get_or_insert_mut_ref(key, || cached) = cached;
     }
 
-    /// Forgets `token`, e.g. after its file was found gone or expired. The slot stays
-    /// allocated but becomes the first to be reused.
+    /// Forgets `token`, e.g. after its file was found gone or expired.
     pub fn remove(&mut self, dir: u32, token: &[u8]) {
         let mut buf = [0u8; MAX_KEY];
-        let Some(key) = make_key(&mut buf, dir, token) else {
-            return;
-        };
-        if let Some(idx) = self.index.remove(key) {
-            self.slots[idx as usize].live = false;
-            self.unlink(idx);
-            self.push_oldest(idx);
+        if let (Some(lru), Some(key)) = (self.lru.as_mut(), make_key(&mut buf, dir, token)) {
+            lru.pop(key);
         }
-    }
-
-    fn unlink(&mut self, idx: Idx) {
-        let (newer, older) = {
-            let s = &self.slots[idx as usize];
-            (s.newer, s.older)
-        };
-        match newer {
-            NIL => self.newest = older,
-            n => self.slots[n as usize].older = older,
-        }
-        match older {
-            NIL => self.oldest = newer,
-            o => self.slots[o as usize].newer = newer,
-        }
-    }
-
-    fn push_newest(&mut self, idx: Idx) {
-        let old_newest = self.newest;
-        {
-            let s = &mut self.slots[idx as usize];
-            s.newer = NIL;
-            s.older = old_newest;
-        }
-        match old_newest {
-            NIL => self.oldest = idx,
-            n => self.slots[n as usize].newer = idx,
-        }
-        self.newest = idx;
-    }
-
-    fn push_oldest(&mut self, idx: Idx) {
-        let old_oldest = self.oldest;
-        {
-            let s = &mut self.slots[idx as usize];
-            s.older = NIL;
-            s.newer = old_oldest;
-        }
-        match old_oldest {
-            NIL => self.newest = idx,
-            o => self.slots[o as usize].older = idx,
-        }
-        self.oldest = idx;
     }
 }
 
 fn make_key<'b>(buf: &'b mut [u8; MAX_KEY], dir: u32, token: &[u8]) -> Option<&'b [u8]> {
-    let len = 4 + token.len();
-    let key = buf.get_mut(..len)?;
-    key[..4].copy_from_slice(&dir.to_le_bytes());
-    key[4..].copy_from_slice(token);
-    Some(key)
+    let (id, rest) = buf.split_first_chunk_mut::<4>()?;
+    *id = dir.to_le_bytes();
+    rest.get_mut(..token.len())?.copy_from_slice(token);
+    buf.get(..4 + token.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
 
     const E: Entry = Entry { mtime: 7 };
 
@@ -224,6 +127,19 @@ mod tests {
         c.insert(0, b"t", E, 0);
         assert!(c.get(0, b"t", 900).is_some());
         assert!(c.get(0, b"t", 1000).is_none());
+    }
+
+    #[test]
+    fn an_expired_entry_counts_as_used_and_is_refreshed_in_place() {
+        let mut c = TokenCache::new(2, 1000);
+        c.insert(0, b"t", E, 0);
+        c.insert(0, b"u", E, 500);
+        assert_eq!(c.get(0, b"t", 1000), None);
+        c.insert(0, b"v", E, 1000); // evicts u: t was used more recently
+        assert_eq!(c.get(0, b"u", 1000), None);
+        c.insert(0, b"t", Entry { mtime: 9 }, 1000);
+        assert_eq!(c.get(0, b"t", 1999), Some(Entry { mtime: 9 }));
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
@@ -259,37 +175,33 @@ mod tests {
             c.insert(0, &i.to_le_bytes(), E, 4);
         }
         assert_eq!(c.len(), 3);
-        assert_eq!(c.index.len(), 3);
     }
 
     #[test]
-    fn remove_forgets_and_frees_the_slot_first() {
+    fn remove_forgets_and_frees_room() {
         let mut c = TokenCache::new(2, 1000);
         c.insert(0, b"a", E, 0);
         c.insert(0, b"b", E, 0);
         c.remove(0, b"b");
         assert_eq!(c.get(0, b"b", 1), None);
         c.insert(0, b"c", E, 1);
-        assert!(
-            c.get(0, b"a", 2).is_some(),
-            "a survived, b's slot was reused"
-        );
+        assert!(c.get(0, b"a", 2).is_some(), "a survived: b's room was free");
         assert!(c.get(0, b"c", 2).is_some());
-        assert_eq!(c.index.len(), 2);
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
-    fn a_removed_then_reinserted_token_survives_reuse_of_its_old_slot() {
+    fn a_removed_then_reinserted_token_is_cached_again() {
         let mut c = TokenCache::new(2, 1000);
         c.insert(0, b"a", E, 0);
         c.remove(0, b"a");
         c.insert(0, b"b", E, 0);
-        c.insert(0, b"a", E, 0); // the cache is full: a takes its own dead slot back
-        c.insert(0, b"c", E, 0); // evicts the least recently used live entry, b
+        c.insert(0, b"a", E, 0);
+        c.insert(0, b"c", E, 0); // evicts the least recently used entry, b
         assert!(c.get(0, b"a", 1).is_some());
         assert!(c.get(0, b"c", 1).is_some());
         assert!(c.get(0, b"b", 1).is_none());
-        assert_eq!(c.index.len(), 2);
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
@@ -307,5 +219,35 @@ mod tests {
         c.insert(0, &[b'a'; 300], E, 0);
         assert!(c.is_empty());
         assert_eq!(c.get(0, &[b'a'; 300], 0), None);
+        let longest = [b'a'; crate::token::MAX_LEN];
+        c.insert(0, &longest, E, 0);
+        assert_eq!(c.get(0, &longest, 0), Some(E));
+    }
+
+    #[test]
+    fn sequential_token_names_spread_over_the_table() {
+        // hashbrown picks the slot from the low bits and a control byte from the top 7:
+        // names that differ only at their end (session00001, ...) must vary in both. 10,000
+        // random keys in 2^14 slots occupy about 7,500.
+        let patterns: [fn(u32) -> String; 4] = [
+            |i| format!("session{i:05}"),
+            |i| format!("tok-{i:07}"),
+            |i| format!("user{i:08}"),
+            |i| format!("t{i:07}"),
+        ];
+        let hasher = KeyHasher::default();
+        for name in patterns {
+            let hashes: Vec<u64> = (0..10_000u32)
+                .map(|i| {
+                    let mut buf = [0u8; MAX_KEY];
+                    let key = make_key(&mut buf, 0, name(i).as_bytes()).unwrap();
+                    hasher.hash_one(key)
+                })
+                .collect();
+            let slots: HashSet<u64> = hashes.iter().map(|h| h & ((1 << 14) - 1)).collect();
+            let tops: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            assert!(slots.len() > 7_000, "{}: {} slots", name(0), slots.len());
+            assert!(tops.len() > 100, "{}: {} top values", name(0), tops.len());
+        }
     }
 }

@@ -2,6 +2,9 @@
 //!
 //! Unlike nginx's `$cookie_NAME`, the name is matched exactly: cookie names are
 //! case-sensitive (RFC 6265), so `auth=` must not be mistaken for `AUTH=`.
+//!
+//! Hand-written: the `cookie` crate parses UTF-8 strings one cookie at a time with all
+//! attributes; this is a zero-copy byte search for one exact name across several headers.
 
 /// The value of the first cookie called `name`, searching the headers in the order given.
 ///

@@ -10,7 +10,6 @@ pub mod cache;
 pub mod cookie;
 pub mod directive;
 pub mod expiry;
-pub mod key_hash;
 pub mod origin;
 pub mod store;
 pub mod token;

@@ -57,13 +57,11 @@ impl Model {
     }
     fn get(&mut self, dir: u32, t: &[u8], now: u64) -> Option<Entry> {
         let i = self.find(dir, t).filter(|_| self.enabled())?;
-        if now - self.live[i].3 >= self.ttl_ms {
-            return None;
-        }
+        // Found is used, even when expired.
         let e = self.live.remove(i);
-        let entry = e.2;
+        let (entry, checked_at) = (e.2, e.3);
         self.live.insert(0, e);
-        Some(entry)
+        (now - checked_at < self.ttl_ms).then_some(entry)
     }
     fn insert(&mut self, dir: u32, t: &[u8], entry: Entry, now: u64) {
         if !self.enabled() || t.len() > MAX_LEN {

@@ -1,4 +1,7 @@
 //! Ages and expiries for people: the two largest units, like `2h5m` or `3d4h`.
+//!
+//! Hand-written: humantime prints every unit with spaces (`2h 5m 3s`), not this compact form
+//! that reads like `--max-age` input.
 
 pub fn human(secs: u64) -> String {
     const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];

@@ -4,9 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
-mod base64url;
 mod duration;
-mod json;
 mod owner;
 mod tokens;
 
@@ -14,6 +12,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use args::{Cli, Command};
+use serde::Serialize;
 use tokens::{Entry, Failure, TokenDir};
 use wcs_token_auth_core::expiry;
 use wcs_token_auth_core::store::Lookup;
@@ -56,10 +55,13 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             let token = dir.issue(owner)?;
             if *json {
                 let path = dir.path().join(&token);
+                let path = path.to_string_lossy();
                 println!(
-                    "{{\"token\":{},\"path\":{}}}",
-                    json::string(&token),
-                    json::string(&path.to_string_lossy())
+                    "{}",
+                    to_json(&Issued {
+                        token: &token,
+                        path: &path
+                    })?
                 );
             } else {
                 println!("{token}");
@@ -106,30 +108,26 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 };
                 let age = now.saturating_sub(*mtime).max(0) as u64;
                 let left = max_age.map(|m| expiry::remaining_secs(*mtime, now, m));
-                rows.push(if *json {
-                    let expiry = match left {
-                        Some(l) => format!(",\"expires_in_secs\":{l},\"expired\":{}", l < 0),
-                        None => String::new(),
-                    };
-                    format!(
-                        "{{\"token\":{},\"mtime\":{mtime},\"age_secs\":{age}{expiry}}}",
-                        json::string(name)
-                    )
-                } else {
-                    let expiry = match left {
-                        Some(l) if l >= 0 => format!("  expires in {}", duration::human(l as u64)),
-                        Some(l) => format!("  expired {} ago", duration::human(l.unsigned_abs())),
-                        None => String::new(),
-                    };
-                    format!("{name}  age {}{expiry}", duration::human(age))
+                rows.push(Listed {
+                    token: name,
+                    mtime: *mtime,
+                    age_secs: age,
+                    expires_in_secs: left,
+                    expired: left.map(|l| l < 0),
                 });
             }
             if *json {
-                println!("[{}]", rows.join(","));
-            } else {
-                for row in rows {
-                    println!("{row}");
-                }
+                println!("{}", to_json(&rows)?);
+                return Ok(0);
+            }
+            for row in &rows {
+                let expiry = match row.expires_in_secs {
+                    Some(l) if l >= 0 => format!("  expires in {}", duration::human(l as u64)),
+                    Some(l) => format!("  expired {} ago", duration::human(l.unsigned_abs())),
+                    None => String::new(),
+                };
+                let age = duration::human(row.age_secs);
+                println!("{}  age {age}{expiry}", row.token);
             }
             Ok(0)
         }
@@ -163,6 +161,29 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `issue --json`.
+#[derive(Serialize)]
+struct Issued<'a> {
+    token: &'a str,
+    path: &'a str,
+}
+
+/// One token of `list --json`; the expiry fields only with `--max-age`.
+#[derive(Serialize)]
+struct Listed<'a> {
+    token: &'a str,
+    mtime: i64,
+    age_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in_secs: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expired: Option<bool>,
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| Failure(format!("cannot write JSON: {e}")))
 }
 
 fn verdict(status: &str) -> Result<u8, Failure> {

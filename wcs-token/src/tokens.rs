@@ -7,12 +7,13 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use wcs_token_auth_core::store::{self, DirError, Lookup};
 use wcs_token_auth_core::token::{self, Token};
 
-use crate::base64url;
 use crate::owner::Owner;
 
 /// Token files are private to their owner and group (the module only looks them up).
@@ -199,7 +200,7 @@ pub fn random_token() -> Result<String, Failure> {
                 }
             }
         }
-        let token = base64url::encode(&bytes);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
         // A leading '-' would read as an option in `wcs-token revoke TOKEN` and in most
         // shell tools; redrawing costs 0.02 bits of the 256.
         if !token.starts_with('-') && token::parse(token.as_bytes()).is_ok() {
@@ -237,6 +238,7 @@ mod tests {
         assert_ne!(a, b);
         for t in [&a, &b] {
             assert_eq!(t.len(), 43);
+            assert_eq!(URL_SAFE_NO_PAD.decode(t).map(|b| b.len()), Ok(32), "{t}");
             assert!(token::parse(t.as_bytes()).is_ok());
             assert!(!t.starts_with('-') && !t.starts_with('.'));
         }
