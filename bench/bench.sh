@@ -12,14 +12,14 @@
 # directory system calls a hot token costs (strace). Rounds are interleaved (A B C D A B C D..).
 # Prints a markdown report; its last line is `ratios: seed=.. module=.. auth_request=..`.
 #
-#   scripts/bench.sh            the full run: about 8 minutes, plus about 2 to build nginx and
-#                               the module on a fresh clone
-#   scripts/bench.sh --quick    1 round of 1 s per cell, smaller floods: a minute or two
-#   scripts/bench.sh --check    only verifies that every variant answers as it must (200/101
-#                               for a valid token, 403 for an invalid one); exit 1 if not
-#   scripts/bench.sh --callgrind  user-space instructions per request of each variant, counted
-#                               by valgrind's callgrind in a single-process nginx: reproducible
-#                               on a busy machine, where req/s are not (system calls not counted)
+#   bench/bench.sh            the full run: about 8 minutes, plus about 2 to build nginx and
+#                             the module on a fresh clone
+#   bench/bench.sh --quick    1 round of 1 s per cell, smaller floods: a minute or two
+#   bench/bench.sh --check    only verifies that every variant answers as it must (200/101
+#                             for a valid token, 403 for an invalid one); exit 1 if not
+#   bench/bench.sh --callgrind  user-space instructions per request of each variant, counted
+#                             by valgrind's callgrind in a single-process nginx: reproducible
+#                             on a busy machine, where req/s are not (system calls not counted)
 #
 # Settings (environment): BENCH_ROUNDS (3), BENCH_DURATION (5, seconds per cell, variants),
 # BENCH_SCALE_DURATION (3, token-directory scale cells), BENCH_WS_DURATION (5),
@@ -28,7 +28,7 @@
 # BENCH_FILL_CACHE_SIZE (100000), BENCH_PIN (1: nginx on CPU 0, everything else on CPU 1),
 # BENCH_PORT (a random free base port; five consecutive ports are used).
 # Artefacts (token directories, made once and reused; prefixes; raw results) go to target/bench/.
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../scripts/common.sh"
 cd "$ROOT"
 
 MODE=full
@@ -292,7 +292,7 @@ syscalls() { # $1: variant; prints "requests token_dir_syscalls all_syscalls"
     local spid=$!
     sleep 0.5
     out=$(WRK_MODE=hot WRK_TOKEN=$HOT WRK_ORIGIN=$MEM_ORIGIN "${LOAD_CPU[@]}" \
-        wrk -t1 -c4 -d2s -s scripts/bench/wrk.lua "http://127.0.0.1:$MEM_PORT/static/$1/index.html" | grep '^BENCH')
+        wrk -t1 -c4 -d2s -s bench/wrk.lua "http://127.0.0.1:$MEM_PORT/static/$1/index.html" | grep '^BENCH')
     sleep 0.3
     kill -INT "$spid"
     wait "$spid" 2>/dev/null || true
@@ -381,7 +381,7 @@ if [ "$MODE" = callgrind ]; then
             callgrind_control -z "$VG" >/dev/null
             callgrind_control -i on "$VG" >/dev/null
             out=$(WRK_MODE=$2 WRK_ORIGIN=$ORIGIN WRK_TOKEN=$HOT WRK_NTOK=1000 \
-                "${LOAD_CPU[@]}" wrk -t1 -c1 -d2s -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT$path" | grep '^BENCH')
+                "${LOAD_CPU[@]}" wrk -t1 -c1 -d2s -s bench/wrk.lua "http://127.0.0.1:$PORT$path" | grep '^BENCH')
             callgrind_control -i off "$VG" >/dev/null
             callgrind_control -d "$v" "$VG" >/dev/null
             profile="$RUN/main/callgrind.$1.$2.$v"
@@ -408,7 +408,7 @@ run_wrk() { # $1: cell name, $2: round, $3: seconds, $4: path, $5: token mode
     local cell=$1 round=$2 secs=$3 path=$4 mode=$5 before after out
     before=$(cpu_ns "$WORKER")
     out=$(WRK_MODE=$mode WRK_ORIGIN=$ORIGIN WRK_TOKEN=$HOT WRK_NTOK=1000 \
-        "${LOAD_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" -s scripts/bench/wrk.lua \
+        "${LOAD_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" -s bench/wrk.lua \
         "http://127.0.0.1:$PORT$path" | grep '^BENCH')
     after=$(cpu_ns "$WORKER")
     [ "$round" = warmup ] && return 0
@@ -465,7 +465,7 @@ flood() { # $1: mode, $2: count
     local done_file="$RUN/mem/flood.done" out="$RUN/mem/flood.out" pid
     rm -f "$done_file"
     WRK_MODE=$1 WRK_LIMIT=$2 WRK_DONE_FILE=$done_file WRK_ORIGIN="http://127.0.0.1:$MEM_PORT" \
-        "${LOAD_CPU[@]}" wrk -t1 -c8 -d3600s -s scripts/bench/wrk.lua \
+        "${LOAD_CPU[@]}" wrk -t1 -c8 -d3600s -s bench/wrk.lua \
         "http://127.0.0.1:$MEM_PORT/static/module/index.html" >"$out" &
     pid=$!
     while [ ! -f "$done_file" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done

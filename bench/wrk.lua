@@ -1,4 +1,4 @@
--- Request shapes for scripts/bench.sh, chosen with WRK_MODE:
+-- Request shapes for bench/bench.sh, chosen with WRK_MODE:
 --   hot            every request carries the token WRK_TOKEN
 --   rotate         WRK_NTOK valid tokens t0000000.., in turn
 --   random         a fresh random token that no directory holds (x + 31 characters)

@@ -2,14 +2,14 @@
 # Fuzzes every parser and matcher of the request path (fuzz/fuzz_targets/*.rs) with cargo-fuzz
 # (libFuzzer, AddressSanitizer), each target asserting its properties on every input.
 #
-#   scripts/fuzz.sh [--merge] [SECONDS_PER_TARGET] [TARGET...]
+#   fuzz/fuzz.sh [--merge] [SECONDS_PER_TARGET] [TARGET...]
 #
 # Default: 10 s per target (WCS_LONG=1: 300 s), every target, starting from the committed
 # corpus in fuzz/corpus/<target>/ and writing new inputs to a scratch directory. --merge adds
 # the new inputs to fuzz/corpus/ and minimises it (cargo fuzz cmin), for committing.
 # A failure leaves the input in fuzz/artifacts/<target>/; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O <target> fuzz/artifacts/<target>/<file>   (in fuzz/)
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../scripts/common.sh"
 
 merge=0
 if [ "${1:-}" = "--merge" ]; then
@@ -17,7 +17,7 @@ if [ "${1:-}" = "--merge" ]; then
     shift
 fi
 seconds=${1:-$([ "${WCS_LONG:-0}" = 1 ] && echo 300 || echo 10)}
-[[ "$seconds" =~ ^[0-9]+$ ]] || die "usage: scripts/fuzz.sh [--merge] [SECONDS_PER_TARGET] [TARGET...]"
+[[ "$seconds" =~ ^[0-9]+$ ]] || die "usage: fuzz/fuzz.sh [--merge] [SECONDS_PER_TARGET] [TARGET...]"
 shift $(($# > 0 ? 1 : 0))
 
 ensure_packages "${BUILD_PACKAGES[@]}" g++

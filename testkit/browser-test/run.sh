@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The article's client page in a real browser: starts the demo (scripts/demo.sh) on free
-# ports and drives Debian's chromium through it with playwright-core (browser-test/test.mjs):
-# a token from `wcs-token issue` echoes, a revoked one, none, and another origin are refused.
+# ports and drives Debian's chromium through it with playwright-core (test.mjs beside this
+# script): a token from `wcs-token issue` echoes; a revoked one, none, and another origin are
+# refused.
 # Screenshots go to target/browser-test/. Installs chromium, node and npm when missing.
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../scripts/common.sh"
 cd "$ROOT"
 
 ensure_packages chromium
@@ -12,8 +13,8 @@ ensure_packages chromium
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     ensure_packages nodejs npm
 fi
-say "playwright-core (npm ci in browser-test/)"
-(cd browser-test && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+say "playwright-core (npm ci in testkit/browser-test/)"
+(cd testkit/browser-test && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 # Below the kernel's ephemeral range (32768-60999), where outgoing connections take ports.
 base=$((20000 + RANDOM % 12000))
@@ -29,4 +30,4 @@ DEMO_URL="http://127.0.0.1:$DEMO_PORT" \
     DEMO_DIR="$ROOT/target/demo" \
     WCS_TOKEN="$ROOT/target/release/wcs-token" \
     SHOT_DIR="$ROOT/target/browser-test" \
-    node browser-test/test.mjs
+    node testkit/browser-test/test.mjs

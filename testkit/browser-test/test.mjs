@@ -1,6 +1,6 @@
 // End-to-end test of the article's client page in a real browser (Debian's chromium,
 // headless, driven by playwright-core) against the demo: nginx with wcs_token_auth in front
-// of the mock WCS. scripts/browser-test.sh starts the demo and sets the environment.
+// of the mock WCS. testkit/browser-test/run.sh starts the demo and sets the environment.
 //
 // Every step checks the page (what a person sees) and nginx's own logs (why it happened),
 // so a refusal for the wrong reason fails the test.
@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
 
 const env = (name) => {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run scripts/browser-test.sh)`);
+  if (!v) throw new Error(`${name} is not set (run testkit/browser-test/run.sh)`);
   return v;
 };
 const DEMO_URL = env('DEMO_URL'); // http://127.0.0.1:PORT
