@@ -36,7 +36,7 @@ bash fuzz/fuzz.sh
 say "end-to-end tests, Debian's nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||')"
 NGINX_BUILD_DIR=$(debian_build_dir)
 export NGINX_BUILD_DIR
-# WCS_TOKEN: the CLI from the run above (tests/token_cli.rs; this target dir has none).
+# WCS_TOKEN: the CLI from the run above (tests/e2e/token_cli.rs; this target dir has none).
 CARGO_TARGET_DIR="$ROOT/target/external" WCS_NGINX=/usr/sbin/nginx WCS_TOKEN="$ROOT/target/release/wcs-token" \
     cargo test --release --no-default-features --features export-modules --tests 2>&1 | tee -a "$RESULTS"
 unset NGINX_BUILD_DIR

@@ -14,8 +14,6 @@
 //!
 //! `WCS_LONG=1` runs for five minutes with 20 reloads instead of 12 s with 4.
 
-mod common;
-
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +21,8 @@ use std::sync::Mutex;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use common::traffic::{long_run, report, Answer, Client, Rng};
-use common::*;
+use crate::common::traffic::{long_run, report, Answer, Client, Rng};
+use crate::common::*;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 

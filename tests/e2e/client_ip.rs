@@ -1,9 +1,7 @@
 //! X-Client-IP reaches WCS exactly once, holding the address nginx sees; whatever the client
 //! sent under that name, in any letter case, is gone.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn start(mock: &MockWcs, http: &str, extra: &str) -> Nginx {
     let nginx = Nginx::start(http, &wss_location(&mock.url(), extra));

@@ -1,12 +1,10 @@
 //! Directive parsing as `nginx -t` reports it, reloads, and the example configuration.
 
-mod common;
-
 use std::fs;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Runs `nginx -t` with `http` and `server` contents; returns (success, stderr).
 fn nginx_t(http: &str, server: &str) -> (bool, String) {

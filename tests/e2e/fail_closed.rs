@@ -11,9 +11,7 @@
 //! `WCS_LONG=1` goes through the five failures 20 times instead of once.
 //!
 //! A filesystem returning EIO is a small FUSE server in the test process
-//! (tests/common/eio_fs.rs); it needs root and /dev/fuse, and says NOT RUN without them.
-
-mod common;
+//! (common/eio_fs.rs); it needs root and /dev/fuse, and says NOT RUN without them.
 
 use std::ffi::CString;
 use std::fs;
@@ -25,9 +23,9 @@ use std::sync::Mutex;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use common::eio_fs::EioFs;
-use common::traffic::{long_run, report, Answer, Client};
-use common::*;
+use crate::common::eio_fs::EioFs;
+use crate::common::traffic::{long_run, report, Answer, Client};
+use crate::common::*;
 
 const TTL_MS: u64 = 300;
 const MARGIN_MS: u64 = 2;

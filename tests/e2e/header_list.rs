@@ -4,15 +4,15 @@
 //! it calls no nginx function, so this test needs no nginx.
 
 #[allow(dead_code)]
-#[path = "../src/header_list.rs"]
-mod header_list;
+#[path = "../../src/header_list.rs"]
+mod src_header_list;
 
 use std::ffi::c_void;
 use std::mem::size_of;
 use std::ptr;
 
-use header_list::{replace_all, NoMemory};
 use nginx_sys::{ngx_list_part_t, ngx_list_t, ngx_str_t, ngx_table_elt_t};
+use src_header_list::{replace_all, NoMemory};
 
 const NALLOC: usize = 20; // what nginx uses for r->headers_in.headers
 

@@ -6,15 +6,13 @@
 //! A second test throws randomly assembled requests and checks each answer against a model
 //! of the rules (20 000; `WCS_LONG=1`: a million).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::traffic::{long_run, report, Rng};
-use common::*;
+use crate::common::traffic::{long_run, report, Rng};
+use crate::common::*;
 
 const TOKEN: &str = "valid-Token_0123456789.abc";
 

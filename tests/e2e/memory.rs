@@ -4,8 +4,9 @@
 //! headers, a forged `X-Client-IP` replaced before proxying, a long `Cookie` header, and
 //! WebSocket upgrades through to a mock WCS.
 //!
-//! These tests are `#[ignore]`d in the ordinary runs: `scripts/test.sh` runs them in a step of
-//! their own (`cargo test --release --test memory -- --ignored`); `WCS_LONG=1` makes them long.
+//! These tests are `#[ignore]`d in the ordinary runs: `scripts/memory.sh`, a step of
+//! `scripts/test.sh`, runs them (`cargo test --release --test e2e -- memory:: --ignored`);
+//! `WCS_LONG=1` makes them long.
 //! - `memcheck_*`: nginx with `master_process off` under valgrind memcheck; no invalid read or
 //!   write, no use of uninitialised memory, and the leak summary does not grow with the number
 //!   of requests (a short and a long run are compared).
@@ -14,8 +15,6 @@
 //! `scripts/memory.sh` points memcheck at nginx rebuilt with `NGX_DEBUG_PALLOC`
 //! (`WCS_MEMCHECK_NGINX`), so that valgrind sees each pool allocation as a heap block.
 
-mod common;
-
 use std::fs;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -23,8 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::traffic::{self, Client};
-use common::*;
+use crate::common::traffic::{self, Client};
+use crate::common::*;
 
 const TOKENS: usize = 200;
 const CACHE_SIZE: usize = 64;

@@ -1,8 +1,6 @@
 //! The Origin rules, end to end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn origin_status(nginx: &Nginx, origin: Option<&str>) -> u16 {
     let mut headers = vec![("Cookie", "AUTH=tok")];

@@ -4,8 +4,6 @@
 //! `cache_ttl`. The second test is the replicated variant: each host's directory is a
 //! symbolic link swapped atomically to a new snapshot of the tokens.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
@@ -14,8 +12,8 @@ use std::sync::Mutex;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use common::traffic::{long_run, report, Answer, Client};
-use common::*;
+use crate::common::traffic::{long_run, report, Answer, Client};
+use crate::common::*;
 
 const TTL_MS: u64 = 400;
 const MARGIN_MS: u64 = 2;

@@ -1,13 +1,11 @@
 //! The token rules, end to end: real nginx, real WebSocket upgrades, mock WCS behind it.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn start(mock: &MockWcs, http: &str, extra: &str) -> Nginx {
     Nginx::start(http, &wss_location(&mock.url(), extra))

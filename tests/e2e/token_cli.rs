@@ -6,13 +6,11 @@
 //! target profile directory, where `cargo test --workspace` (or `cargo build -p wcs-token`)
 //! puts it.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn cli_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WCS_TOKEN") {

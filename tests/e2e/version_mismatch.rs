@@ -1,12 +1,10 @@
 //! A module only loads into the nginx version it was built against: this pins the message
 //! nginx prints otherwise, which the README's upgrade notes quote.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// `nginx -v` as nginx's own number: 1.22.1 is 1022001.
 fn version_number(nginx: &Path) -> u64 {
