@@ -1,5 +1,5 @@
 //! A module only loads into the nginx version it was built against: this pins the message
-//! nginx prints otherwise, which the README's upgrade notes quote.
+//! nginx prints otherwise, which docs/operations.md's upgrade notes quote.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
