@@ -4,7 +4,7 @@
 # script): a token from `wcs-token issue` echoes; a revoked one, none, and another origin are
 # refused.
 # Screenshots go to target/browser-test/. Installs chromium, node and npm when missing.
-source "$(dirname "$0")/../scripts/common.sh"
+source "$(dirname "$0")/../../scripts/common.sh"
 cd "$ROOT"
 
 ensure_packages chromium
