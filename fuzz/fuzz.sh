@@ -6,7 +6,8 @@
 #
 # Default: 10 s per target (WCS_LONG=1: 300 s), every target, starting from the committed
 # corpus in fuzz/corpus/<target>/ and writing new inputs to a scratch directory. --merge adds
-# the new inputs to fuzz/corpus/ and minimises it (cargo fuzz cmin), for committing.
+# the new inputs to fuzz/corpus/ and minimises it (cargo fuzz cmin with libFuzzer's
+# -set_cover_merge=1: the fewest inputs that keep every coverage feature), for committing.
 # A failure leaves the input in fuzz/artifacts/<target>/; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O <target> fuzz/artifacts/<target>/<file>   (in fuzz/)
 source "$(dirname "$0")/../scripts/common.sh"
@@ -58,7 +59,7 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/$t.log")
     [ -n "$execs" ] || { tail -20 "$scratch/$t.log" >&2; die "fuzz target $t printed no statistics"; }
     if [ "$merge" = 1 ]; then
-        cargo fuzz cmin -O "$t" "corpus/$t" >"$scratch/$t.cmin.log" 2>&1 || { tail -20 "$scratch/$t.cmin.log" >&2; die "cmin $t failed"; }
+        cargo fuzz cmin -O "$t" "corpus/$t" -- -set_cover_merge=1 >"$scratch/$t.cmin.log" 2>&1 || { tail -20 "$scratch/$t.cmin.log" >&2; die "cmin $t failed"; }
     fi
     corpus=$(find "corpus/$t" -type f | wc -l)
     printf 'fuzz: %-10s %10d executions in %ss, 0 failures, corpus %d inputs\n' "$t" "$execs" "$seconds" "$corpus"
