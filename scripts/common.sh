@@ -1,4 +1,5 @@
-# Shared by the scripts in this folder: `source "$(dirname "$0")/common.sh"`.
+# Shared by the scripts in this folder and by bench/bench.sh, fuzz/fuzz.sh and
+# testkit/browser-test/run.sh: `source "$(dirname "$0")/common.sh"` (with the right ../).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

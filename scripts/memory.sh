@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Memory checks of the module inside nginx (tests/memory.rs): nginx with `master_process off`
-# under valgrind memcheck, and its resident memory, after 10k and after 100k requests
-# (WCS_LONG=1: 100k and 1M).
+# Memory checks of the module inside nginx (tests/e2e/memory.rs): nginx with
+# `master_process off` under valgrind memcheck, and its resident memory, after 10k and after
+# 100k requests (WCS_LONG=1: 100k and 1M).
 #
 # For memcheck, nginx is rebuilt from the same source with NGX_DEBUG_PALLOC, which makes every
 # pool allocation a malloc of its own: without it, nginx carves requests out of 16 KiB pool
@@ -13,9 +13,9 @@ cd "$ROOT"
 ensure_packages "${BUILD_PACKAGES[@]}" valgrind
 
 say "building the module and the tests"
-cargo test --release --test memory --no-run
+cargo test --release --test e2e --no-run
 # The vendored nginx the tests were built against (build.rs passes its objs/ to the tests).
-build_dir=$(cargo test --release --test memory --no-run --message-format=json 2>/dev/null |
+build_dir=$(cargo test --release --test e2e --no-run --message-format=json 2>/dev/null |
     grep -o '"WCS_NGINX_BUILD_DIR","[^"]*"' | tail -1 | cut -d'"' -f4)
 nginx="$build_dir/nginx"
 [ -x "$nginx" ] || die "the vendored nginx binary ($nginx) was not found"
@@ -42,4 +42,4 @@ if [ ! -x "$tree/objs/nginx" ] || [ "$(cat "$tree/.stamp" 2>/dev/null)" != "$sta
 fi
 
 say "memory tests (memcheck with $tree/objs/nginx, RSS with $nginx)"
-WCS_MEMCHECK_NGINX="$tree/objs/nginx" cargo test --release --test memory -- --ignored --nocapture --test-threads=1
+WCS_MEMCHECK_NGINX="$tree/objs/nginx" cargo test --release --test e2e -- memory:: --ignored --nocapture --test-threads=1

@@ -1,6 +1,6 @@
 //! Drives the real `wcs-token` binary against real directories: output, exit status, file
 //! modes and ownership, and the errors an operator meets. (Its effect on nginx is tested in
-//! the root package's `tests/token_cli.rs`.)
+//! the root package's `tests/e2e/token_cli.rs`.)
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,8 +1,8 @@
 //! `bench-table RESULTS [--machine TEXT] [--settings TEXT]`
 //!
-//! Turns the raw lines `scripts/bench.sh` collected into the markdown report: one row per
+//! Turns the raw lines `bench/bench.sh` collected into the markdown report: one row per
 //! cell with the median over rounds (and min–max), the ratio to `none` computed within each
-//! round, the targets of issue 3 with their measured values, and a last machine-readable line
+//! round, the performance targets with their measured values, and a last machine-readable line
 //! `ratios: seed=.. module=.. auth_request=..` (static workload, hot token).
 //!
 //! Input lines (whitespace-separated, `key=value` fields; others are ignored):
