@@ -10,6 +10,7 @@
 # instead of the short ones.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
+refuse_path_with_space
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}"
 RESULTS=$(mktemp)
