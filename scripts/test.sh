@@ -57,6 +57,8 @@ say "demo"
 base=$((20000 + RANDOM % 12000))
 DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
     DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))} bash scripts/demo.sh check
+say "the demo from fresh checkouts in a 0700 directory and under a path with a space"
+bash scripts/demo-from-any-checkout.sh
 
 # --- issue 5: the demo page in headless chromium (wcs-token issue/revoke, other origin) ---
 say "browser test"
