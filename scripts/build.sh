@@ -9,6 +9,7 @@
 #                               configures its source with Debian's flags)
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
+refuse_path_with_space
 
 ensure_packages "${BUILD_PACKAGES[@]}"
 if [ "${1:-}" = "--debian" ]; then

@@ -9,6 +9,14 @@ DIST_SO=ngx_http_wcs_token_auth_module.so
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# Stops a build before it starts in a checkout whose path has a space: nginx's configure, run
+# under target/ by the cargo build (nginx-sys) and by the scripts here, cannot build there.
+refuse_path_with_space() {
+    case "$ROOT" in
+        *[[:space:]]*) die "cannot build in \"$ROOT\": nginx's configure fails in a path with a space; clone into a path without one" ;;
+    esac
+}
+
 # Installs the Debian packages given that are not installed yet (as root, with apt-get).
 ensure_packages() {
     local missing=()

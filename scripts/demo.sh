@@ -2,11 +2,23 @@
 # Runs the module in front of a mock WCS on 127.0.0.1, like the article's setup.
 #
 #   scripts/demo.sh          build, start the mock WCS (wss, self-signed) and nginx, issue a
-#                            token with wcs-token, print how to connect with and without it
-#                            (from a shell and from the demo page in a browser)
+#                            token with wcs-token, check that it upgrades and echoes, that the
+#                            page is served and that no token is refused, then print how to
+#                            connect with and without it (from a shell and from the demo page
+#                            in a browser)
 #   scripts/demo.sh stop     stop both
 #   scripts/demo.sh check    start, run every printed command and verify its answer, stop
 #   scripts/demo.sh run      start, then stay in the foreground until stopped (containers)
+#
+# When the start's own check fails, the demo stops, says what failed with nginx's error-log
+# lines, and exits 1: it prints nothing it has not seen work.
+#
+# nginx's prefix (conf/, logs/, html/ and the token directory tokens/) is a directory made
+# under /tmp, and target/demo links to it: as root, nginx's workers run as nobody, who cannot
+# enter a checkout inside a private directory such as /root. It is root's, group nogroup,
+# 0750 (the workers' group may read it, nobody else: the token directory holds credentials),
+# and is reused by the next start. DEMO_DIR=/path uses that directory instead (stop with the
+# same DEMO_DIR).
 #
 # By default it builds nginx 1.28.3 and the module here. With DEMO_PREBUILT=1 it builds nothing
 # and uses what scripts/install.sh installed: DEMO_NGINX (/usr/sbin/nginx), DEMO_MODULE
@@ -18,12 +30,18 @@
 # default 8081) and DEMO_WCS_PORT (mock WCS, default 18443).
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
+[ "${DEMO_PREBUILT:-0}" = 1 ] || [ "${1:-start}" = stop ] || refuse_path_with_space
 
 PORT=${DEMO_PORT:-8080}
 OTHER_PORT=${DEMO_OTHER_PORT:-8081}
 WCS_PORT=${DEMO_WCS_PORT:-18443}
 LISTEN=${DEMO_LISTEN:-127.0.0.1}
-DEMO="$ROOT/target/demo"
+LINK="$ROOT/target/demo"
+# Where stop finds the pid files; start sets DEMO to the directory itself.
+STATE=${DEMO_DIR:-$LINK}
+DEMO=$STATE
+WORKER_USER=nobody
+WORKER_GROUP=$(id -gn "$WORKER_USER" 2>/dev/null || echo nogroup)
 if [ "${DEMO_PREBUILT:-0}" = 1 ]; then
     NGINX=${DEMO_NGINX:-/usr/sbin/nginx}
     MODULE=${DEMO_MODULE:-/usr/lib/nginx/modules/$DIST_SO}
@@ -36,14 +54,49 @@ fi
 PROBE="$BIN/wcs-ws-probe"
 CLI="$BIN/wcs-token"
 
+# Stops nginx and the mock WCS, and returns once they are gone (their ports free).
 stop() {
-    if [ -f "$DEMO/logs/nginx.pid" ]; then
-        kill "$(cat "$DEMO/logs/nginx.pid")" 2>/dev/null || true
-        rm -f "$DEMO/logs/nginx.pid"
+    local f pid
+    for f in "$STATE/logs/nginx.pid" "$STATE/mock-wcs.pid"; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        rm -f "$f"
+        kill "$pid" 2>/dev/null || continue
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    done
+}
+
+# Stops the demo when the script ends, unless a start succeeded and asked to keep it.
+KEEP=0
+on_exit() { [ "$KEEP" = 1 ] || stop; }
+
+# Sets DEMO: DEMO_DIR, or the directory target/demo links to if it is still there and ours,
+# or a new one under /tmp (not $TMPDIR, which may be private too).
+prepare_dir() {
+    if [ -n "${DEMO_DIR:-}" ]; then
+        DEMO=$DEMO_DIR
+    else
+        DEMO=$(readlink "$LINK" 2>/dev/null || true)
+        if [ -z "$DEMO" ] || [ -L "$DEMO" ] || [ ! -d "$DEMO" ] || [ ! -O "$DEMO" ]; then
+            DEMO=$(mktemp -d /tmp/wcs-token-auth-demo.XXXXXX)
+        fi
+        mkdir -p "$ROOT/target"
+        rm -rf "$LINK" # the old link, or a directory left by an older demo.sh
+        ln -s "$DEMO" "$LINK"
     fi
-    if [ -f "$DEMO/mock-wcs.pid" ]; then
-        kill "$(cat "$DEMO/mock-wcs.pid")" 2>/dev/null || true
-        rm -f "$DEMO/mock-wcs.pid"
+    mkdir -p "$DEMO"/{conf,logs,tokens,html,tmp}
+    # The article's client page (copied: nginx's workers must be able to read it).
+    cp demo/www/* "$DEMO/html/"
+    : >"$DEMO/logs/error.log"
+    : >"$DEMO/logs/access.log"
+    if [ "$(id -u)" -eq 0 ]; then
+        chgrp -R "$WORKER_GROUP" "$DEMO"
+        chmod -R u+rwX,g+rX,g-w,o-rwx "$DEMO"
+    else
+        chmod -R u+rwX,go-rwx "$DEMO" # the workers run as this user
     fi
 }
 
@@ -55,44 +108,95 @@ wait_port() {
     die "nothing listens on 127.0.0.1:$1"
 }
 
+# Stops the demo, says what failed and nginx's error-log lines since the step began, exits 1.
+LOG_MARK=0
+mark_log() { LOG_MARK=$(stat -c %s "$DEMO/logs/error.log" 2>/dev/null || echo 0); }
+fail() {
+    local lines
+    printf 'error: the demo does not work: %s\n' "$1" >&2
+    lines=$(tail -c +"$((LOG_MARK + 1))" "$DEMO/logs/error.log" 2>/dev/null |
+        grep -E '\[(emerg|alert|crit|error)\]' | tail -n 5 || true)
+    if [ -n "$lines" ]; then
+        printf '  nginx error log (%s):\n' "$DEMO/logs/error.log" >&2
+        printf '%s\n' "$lines" | sed 's/^/    /' >&2
+        if [[ "$lines" == *"Permission denied"* && "$(id -u)" -eq 0 ]]; then
+            printf "  nginx's workers run as %s:%s and must be able to enter %s\n" \
+                "$WORKER_USER" "$WORKER_GROUP" "$DEMO" >&2
+        fi
+    else
+        printf '  nothing about it in nginx error log %s\n' "$DEMO/logs/error.log" >&2
+    fi
+    stop
+    printf '  the demo is stopped\n' >&2
+    exit 1
+}
+
+# GET PATH from nginx on PORT over HTTP/1.0 (no curl in the Docker image): the whole answer.
+http_get() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1"
+        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$2" "$1" >&3
+        timeout 10 cat <&3
+    ) 2>&1
+}
+
+# What the printed text promises, seen before it is printed.
+self_check() {
+    local out port
+    mark_log
+    out=$("$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$TOKEN" 2>&1) ||
+        fail "the issued token did not open the WebSocket: wcs-ws-probe says \"$out\""
+    [[ "$out" == *'WCS echoed "hello WCS"'* ]] || fail "the mock WCS did not echo: \"$out\""
+    for port in "$PORT" "$OTHER_PORT"; do
+        mark_log
+        out=$(http_get "$port" /) || true
+        [[ "$out" == "HTTP/1.1 200 "* && "$out" == *"<title>wcs_token_auth demo</title>"* ]] ||
+            fail "the demo page http://127.0.0.1:$port/ is not served: \"$(head -n 1 <<<"$out" | tr -d '\r')\""
+    done
+    mark_log
+    if out=$("$PROBE" "ws://127.0.0.1:$PORT/wss" 2>&1); then
+        fail "a WebSocket without a token was let through: \"$out\""
+    fi
+    [[ "$out" == *"HTTP 403"* ]] || fail "a WebSocket without a token was not refused with 403: \"$out\""
+    say "checked: the token upgrades and echoes, the page is served, no token is refused (403)"
+}
+
 start() {
+    trap on_exit EXIT
     stop # first: the build replaces target/dist/nginx, which a running demo holds open
     if [ "${DEMO_PREBUILT:-0}" != 1 ]; then
         bash scripts/build.sh
         cargo build --release -p mock-wcs -p wcs-token
     fi
-    mkdir -p "$DEMO"/{conf,logs,tokens,html,tmp}
-    chmod 755 "$DEMO" "$DEMO/tokens"
-    # The article's client page (copied: nginx's workers must be able to read it).
-    cp demo/www/* "$DEMO/html/"
-    chmod -R a+rX "$DEMO/html"
+    prepare_dir
+    STATE=$DEMO
 
     "$BIN/mock-wcs" --tls "127.0.0.1:$WCS_PORT" >"$DEMO/logs/mock-wcs.log" 2>&1 &
     echo $! >"$DEMO/mock-wcs.pid"
     wait_port "$WCS_PORT"
 
     local user=""
-    [ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
+    [ "$(id -u)" -eq 0 ] && user="user $WORKER_USER $WORKER_GROUP;"
     cat >"$DEMO/conf/nginx.conf" <<CONF
-load_module $MODULE;
+load_module "$MODULE";
 $user
 worker_processes 1;
-error_log $DEMO/logs/error.log info;
-pid $DEMO/logs/nginx.pid;
+error_log "$DEMO/logs/error.log" info;
+pid "$DEMO/logs/nginx.pid";
 events { worker_connections 256; }
 http {
-    client_body_temp_path $DEMO/tmp/body;
-    proxy_temp_path $DEMO/tmp/proxy;
-    fastcgi_temp_path $DEMO/tmp/fastcgi;
-    uwsgi_temp_path $DEMO/tmp/uwsgi;
-    scgi_temp_path $DEMO/tmp/scgi;
+    client_body_temp_path "$DEMO/tmp/body";
+    proxy_temp_path "$DEMO/tmp/proxy";
+    fastcgi_temp_path "$DEMO/tmp/fastcgi";
+    uwsgi_temp_path "$DEMO/tmp/uwsgi";
+    scgi_temp_path "$DEMO/tmp/scgi";
     log_format wcs '\$remote_addr "\$request" \$status wcs_auth=\$wcs_token_auth_status';
-    access_log $DEMO/logs/access.log wcs;
+    access_log "$DEMO/logs/access.log" wcs;
     server {
         listen $LISTEN:$PORT;
-        location / { root $DEMO/html; }
+        location / { root "$DEMO/html"; }
         location /wss {
-            wcs_token_auth $DEMO/tokens;
+            wcs_token_auth "$DEMO/tokens";
             proxy_pass https://127.0.0.1:$WCS_PORT;
             proxy_http_version 1.1;
             proxy_set_header Upgrade \$http_upgrade;
@@ -103,16 +207,20 @@ http {
     # The same page from another origin: its WebSocket to port $PORT must be refused.
     server {
         listen $LISTEN:$OTHER_PORT;
-        location / { root $DEMO/html; }
+        location / { root "$DEMO/html"; }
     }
 }
 CONF
-    "$NGINX" -p "$DEMO" -e "$DEMO/logs/error.log" -c "$DEMO/conf/nginx.conf"
+    mark_log
+    "$NGINX" -p "$DEMO" -e "$DEMO/logs/error.log" -c "$DEMO/conf/nginx.conf" || fail "nginx did not start"
     wait_port "$PORT"
     wait_port "$OTHER_PORT"
 
     TOKEN=$("$CLI" --dir "$DEMO/tokens" issue)
+    self_check
 
+    local files="$DEMO"
+    [ -n "${DEMO_DIR:-}" ] || files="$DEMO (target/demo links there)"
     cat <<TEXT
 
 Mock WCS:  wss://127.0.0.1:$WCS_PORT (self-signed; reports the headers it gets)
@@ -136,6 +244,7 @@ Revoke the token, then try the first command or the page again (refused within 1
   $CLI --dir $DEMO/tokens revoke $TOKEN
 Tokens and their age:  $CLI --dir $DEMO/tokens list
 Logs:  $DEMO/logs/access.log (wcs_auth=...), $DEMO/logs/error.log
+Files: $files
 Stop:  scripts/demo.sh stop
 TEXT
 }
@@ -147,12 +256,11 @@ expect() { # expect OK|REFUSED ARGS...
     echo "  $want <- wcs-ws-probe $* : $out"
     case "$want" in
         OK) [ $rc -eq 0 ] || die "expected an upgrade: $out" ;;
-        REFUSED) [ $rc -ne 0 ] && [[ "$out" == *"HTTP 403"* ]] || die "expected 403: $out" ;;
+        REFUSED) if [ $rc -eq 0 ] || [[ "$out" != *"HTTP 403"* ]]; then die "expected 403: $out"; fi ;;
     esac
 }
 
 check() {
-    trap stop EXIT
     start >/dev/null
     say "demo check"
     expect OK --cookie "AUTH=$TOKEN"
@@ -175,7 +283,10 @@ check() {
 }
 
 case "${1:-start}" in
-    start) start ;;
+    start)
+        start
+        KEEP=1
+        ;;
     stop) stop ;;
     check) check ;;
     run)

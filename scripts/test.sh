@@ -10,6 +10,7 @@
 # instead of the short ones.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
+refuse_path_with_space
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}"
 RESULTS=$(mktemp)
@@ -53,6 +54,8 @@ say "demo"
 base=$((20000 + RANDOM % 12000))
 DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
     DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))} bash scripts/demo.sh check
+say "the demo from fresh checkouts in a 0700 directory and under a path with a space"
+bash scripts/demo-from-any-checkout.sh
 
 # The demo page in headless chromium: a token from wcs-token issue, revoked, none, another origin.
 say "browser test"
