@@ -101,7 +101,6 @@ for size in "${SIZES[@]}"; do
         echo "$n" >"$dir.count"
     fi
 done
-chmod 755 "$BENCH" "$BENCH/tokens" "$BENCH"/tokens/*/ "$ROOT/target" 2>/dev/null || true
 
 # --- CPU placement ---------------------------------------------------------------------------
 # nginx (master and the one worker) alone on CPU 0; wrk, ws-load, the upstream nginx and the
@@ -116,11 +115,17 @@ fi
 rm -rf "$RUN"
 mkdir -p "$RUN"/{main,upstream,mem}/{conf,logs,html,tmp}
 for p in main upstream mem; do echo "static page" >"$RUN/$p/html/index.html"; done
-chmod -R a+rX "$RUN"
+
+# As root, nginx's workers would run as nobody, who cannot enter a checkout in a private
+# directory (/root is 0700) where the token directories are; these nginx listen on loopback
+# only, for the length of the run.
+WORKER_USER=
+[ "$(id -u)" -ne 0 ] || WORKER_USER="user root;"
 
 common_head() { # $1: prefix; leaves the http block open
     cat <<EOF
 load_module $MODULE;
+$WORKER_USER
 worker_processes 1;
 error_log $1/logs/error.log error;
 pid $1/logs/nginx.pid;

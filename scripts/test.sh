@@ -2,8 +2,9 @@
 # Runs every test: formatting and lints, the core's unit tests, the end-to-end tests against
 # the vendored nginx 1.28.3, against Debian's packaged nginx, and against the module built by
 # nginx's own configure/make (./config); the memory checks and a short fuzz run; the benchmark
-# harness's answer check; the demo's own check, the demo page in a headless browser, and the
-# demo again from a staged Debian-style install (what the Docker image runs).
+# harness's answer check; the demo's own check, the demo again from a copy of the checkout in
+# a private (0700) directory and under a path with a space, the demo page in a headless
+# browser, and the demo from a staged Debian-style install (what the Docker image runs).
 # Installs the Debian packages it needs (as root) when they are missing.
 # WCS_LONG=1 scripts/test.sh runs the long variants (minutes of load and churn, a million
 # random hostile requests, 100k and 1M requests under valgrind, 300 s of fuzzing per target)
