@@ -9,7 +9,7 @@
 //!
 //! Everything needed is allocated before the list is touched, so a failed allocation leaves it
 //! as it was. This file calls no nginx function (allocation and `ngx_list_push` are passed
-//! in), which lets `tests/header_list.rs` run it against a bounds-checking model of nginx's
+//! in), which lets `tests/e2e/header_list.rs` run it against a bounds-checking model of nginx's
 //! pool and list.
 
 use core::ffi::c_void;
