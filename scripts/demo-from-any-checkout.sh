@@ -4,7 +4,7 @@
 # directory, like a clone under /root or in `mktemp -d`, and one under a path with a space.
 #
 #   1. scripts/demo.sh check passes in the 0700 checkout; its files are outside it, target/demo
-#      links to them, and the token directory is not world-readable;
+#      links to them, and the workers may look tokens up but nobody else may list them;
 #   2. scripts/demo.sh check passes in the checkout under a path with a space;
 #   3. there, scripts/demo.sh and scripts/build.sh stop at once with one line, building nothing;
 #   4. a demo whose nginx cannot read its files (DEMO_DIR inside the 0700 directory) exits 1,
@@ -60,7 +60,7 @@ fresh_copy "$plain"
 files=$(readlink "$plain/target/demo") || die "$plain/target/demo is not a link to the demo's files"
 [[ "$files" != "$private"/* ]] || die "the demo's files are inside the private directory: $files"
 mode=$(stat -c %a "$files/tokens")
-[ "${mode: -1}" = 0 ] || die "the demo's token directory $files/tokens is $mode: others may read it"
+[ "$mode" = 710 ] || die "the demo's token directory $files/tokens is $mode, not 710: others may list the tokens"
 
 say "2. scripts/demo.sh check in a fresh checkout under a path with a space ($spaced)"
 fresh_copy "$spaced"

@@ -16,9 +16,10 @@
 # nginx's prefix (conf/, logs/, html/ and the token directory tokens/) is a directory made
 # under /tmp, and target/demo links to it: as root, nginx's workers run as nobody, who cannot
 # enter a checkout inside a private directory such as /root. It is root's, group nogroup,
-# 0750 (the workers' group may read it, nobody else: the token directory holds credentials),
-# and is reused by the next start. DEMO_DIR=/path uses that directory instead (stop with the
-# same DEMO_DIR).
+# 0750 (the workers' group may read it, nobody else), its token directory 0710 (the workers
+# may look a token up by name but not list them: the names are the credentials), and it is
+# reused by the next start. DEMO_DIR=/path uses that directory instead, whose owner, group and
+# modes are then set the same way, recursively (stop with the same DEMO_DIR).
 #
 # By default it builds nginx 1.28.3 and the module here. With DEMO_PREBUILT=1 it builds nothing
 # and uses what scripts/install.sh installed: DEMO_NGINX (/usr/sbin/nginx), DEMO_MODULE
@@ -80,7 +81,8 @@ prepare_dir() {
         DEMO=$DEMO_DIR
     else
         DEMO=$(readlink "$LINK" 2>/dev/null || true)
-        if [ -z "$DEMO" ] || [ -L "$DEMO" ] || [ ! -d "$DEMO" ] || [ ! -O "$DEMO" ]; then
+        if [[ "$DEMO" != /tmp/wcs-token-auth-demo.* ]] || [ -L "$DEMO" ] || [ ! -d "$DEMO" ] ||
+            [ ! -O "$DEMO" ]; then
             DEMO=$(mktemp -d /tmp/wcs-token-auth-demo.XXXXXX)
         fi
         mkdir -p "$ROOT/target"
@@ -95,6 +97,8 @@ prepare_dir() {
     if [ "$(id -u)" -eq 0 ]; then
         chgrp -R "$WORKER_GROUP" "$DEMO"
         chmod -R u+rwX,g+rX,g-w,o-rwx "$DEMO"
+        # The workers only look token files up by name: they may search the directory, not list it.
+        chmod g-r "$DEMO/tokens"
     else
         chmod -R u+rwX,go-rwx "$DEMO" # the workers run as this user
     fi

@@ -12,10 +12,17 @@ use crate::header_list::{self, NoMemory};
 /// `r` must be a valid request whose headers have been read (any phase handler), and no
 /// reference into or iterator over `r->headers_in.headers` may be alive during the call.
 pub unsafe fn replace(r: *mut ngx_http_request_t, header: &HeaderName) -> Result<(), NoMemory> {
+    // SAFETY: r is valid for the call (this function's contract).
+    if unsafe { (*r).headers_in.headers.size } == 0 {
+        // An HTTP/0.9 request: nginx leaves its header list zeroed, as the client can send no
+        // headers, so there is no copy to drop and no list to add ours to.
+        return Ok(());
+    }
     // SAFETY: r, its connection and its pool are valid for the call. replace_all's contract
-    // holds: nginx initialises r->headers_in.headers from r->pool (HTTP/1, /2 and /3 alike), so
-    // ngx_palloc(r->pool) and ngx_list_push allocate from the list's own pool, and per this
-    // function's contract nothing else is looking at the list.
+    // holds: for HTTP/1.0 and later, /2 and /3 nginx initialises r->headers_in.headers from
+    // r->pool (the HTTP/0.9 list, all zero, returned above), so ngx_palloc(r->pool) and
+    // ngx_list_push allocate from the list's own pool, and per this function's contract
+    // nothing else is looking at the list.
     unsafe {
         let pool = (*r).pool;
         // The name and lowercase key live in the configuration and the value in the

@@ -17,8 +17,9 @@ pub unsafe fn request_headers(
     r: &ngx_http_request_t,
 ) -> RequestHeaders<'_, impl Iterator<Item = &[u8]>> {
     let hin = &r.headers_in;
-    // SAFETY: nginx keeps hin.headers an initialised list of ngx_table_elt_t, unchanged per
-    // this function's contract.
+    // SAFETY: hin.headers is a list of ngx_table_elt_t that nginx initialised (HTTP/1.0 and
+    // later) or left all zero (HTTP/0.9: one empty part, no next), unchanged per this
+    // function's contract.
     let (origin, cookies) = origin_and_cookies(unsafe { iter(&hin.headers) });
     // SAFETY: hin.host is NULL or points to an element of that list.
     let host = unsafe { hin.host.as_ref() }.map(|h| h.value.as_bytes());
@@ -37,8 +38,8 @@ pub struct Headers<'a> {
 }
 
 /// # Safety
-/// `list` must be an initialised list of `ngx_table_elt_t` that outlives the iterator and is
-/// not modified while it is in use.
+/// `list` must be an initialised (or, for HTTP/0.9, all-zero) list of `ngx_table_elt_t` that
+/// outlives the iterator and is not modified while it is in use.
 unsafe fn iter(list: &ngx_list_t) -> Headers<'_> {
     Headers {
         part: Some(&list.part),

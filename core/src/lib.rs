@@ -1,7 +1,7 @@
 //! The pure logic of the `wcs_token_auth` nginx module: no nginx types, no `unsafe`.
 //!
 //! The module's FFI layer extracts header values as byte slices, calls [`auth::authorize`],
-//! and turns the [`auth::Outcome`] into an nginx status and a log line.
+//! and turns its `Result<(), auth::Refusal>` into an nginx status and the refusal's own log line.
 
 #![forbid(unsafe_code)]
 

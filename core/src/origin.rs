@@ -318,10 +318,9 @@ fn lower(s: &[u8]) -> String {
 }
 
 /// What `wcs_token_auth_origins` allows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginPolicy {
     /// Unset: the Origin must name the host the request was sent to.
-    #[default]
     SameOrigin,
     /// `any`: no check.
     Any,

@@ -203,3 +203,17 @@ fn an_internal_redirect_still_leaves_exactly_one() {
         r.body
     );
 }
+
+#[test]
+fn an_http_0_9_request_is_refused_for_its_missing_token() {
+    // HTTP/0.9 carries no headers and nginx leaves its header list all zero: there is nothing
+    // to replace, and the request is refused like any other without a token, not failed.
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "", "");
+    let r = raw(nginx.port, b"GET /wss\r\n");
+    let answer = format!("{}{}", r.head, r.body);
+    assert!(answer.contains("403 Forbidden"), "{answer}");
+    let log = nginx.prefix.error_log();
+    assert!(log.contains("no token in cookie \"AUTH\""), "{log}");
+    nginx.assert_no_crash();
+}
