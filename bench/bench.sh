@@ -347,8 +347,9 @@ if [ "$MODE" = check ]; then
     "$NGINX" -p "$RUN/main" -s stop
     start_nginx mem "${NGINX_CPU[@]}"
     MEM_WORKER=$(worker_of "$RUN/mem")
-    # Without CAP_SYS_PTRACE (docker build, some containers) strace cannot attach to a worker
-    # running as another user: say so instead of failing or passing silently.
+    # Without CAP_SYS_PTRACE (docker build, some containers), or where Yama's ptrace scope
+    # forbids attaching to a process that is not strace's child, strace cannot attach to the
+    # worker: say so instead of failing or passing silently.
     rc=0
     timeout 1 strace -qq -o /dev/null -p "$MEM_WORKER" 2>"$RUN/strace.err" || rc=$?
     if [ "$rc" != 124 ]; then

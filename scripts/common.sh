@@ -17,6 +17,14 @@ refuse_path_with_space() {
     esac
 }
 
+# Exports the demo's three ports, unless set: adjacent, below the kernel's ephemeral range
+# (32768-60999), where no outgoing connection of a parallel test run can be holding one.
+demo_ports() {
+    local base=$((20000 + RANDOM % 12000))
+    export DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
+        DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))}
+}
+
 # Installs the Debian packages given that are not installed yet (as root, with apt-get).
 ensure_packages() {
     local missing=()

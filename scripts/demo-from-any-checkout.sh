@@ -25,11 +25,7 @@ for f in target/dist/nginx "target/dist/$DIST_SO" target/release/{mock-wcs,wcs-t
 done
 export DEMO_PREBUILT=1 DEMO_NGINX="$ROOT/target/dist/nginx" DEMO_MODULE="$ROOT/target/dist/$DIST_SO" \
     DEMO_BIN="$ROOT/target/release"
-# Below the kernel's ephemeral range (32768-60999), where outgoing connections take ports.
-base=$((20000 + RANDOM % 12000))
-export DEMO_PORT=${DEMO_PORT:-$base}
-export DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))}
-export DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))}
+demo_ports
 
 private=$(mktemp -d)
 plain="$private/checkout"

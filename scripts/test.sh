@@ -50,11 +50,8 @@ NGINX_BUILD_DIR=$NATIVE_OBJS CARGO_TARGET_DIR="$ROOT/target/native" \
     cargo test --release --no-default-features --tests 2>&1 | tee -a "$RESULTS"
 
 say "demo"
-# Three adjacent ports below the kernel's ephemeral range (32768-60999), where no outgoing
-# connection of a parallel test run can be holding one.
-base=$((20000 + RANDOM % 12000))
-DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
-    DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))} bash scripts/demo.sh check
+demo_ports # the same three for every demo step below
+bash scripts/demo.sh check
 say "the demo from fresh checkouts in a 0700 directory and under a path with a space"
 bash scripts/demo-from-any-checkout.sh
 
@@ -77,8 +74,7 @@ printf 'include %s;\nevents {}\nhttp { server { location / { wcs_token_auth /tmp
     die "Debian's nginx refuses the installed module"
 rm -rf "$check_prefix"
 DEMO_PREBUILT=1 DEMO_NGINX=/usr/sbin/nginx DEMO_MODULE="$STAGE/usr/lib/nginx/modules/$DIST_SO" \
-    DEMO_BIN="$STAGE/usr/local/bin" DEMO_PORT=${DEMO_PORT:-$base} DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))} \
-    DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))} bash scripts/demo.sh check
+    DEMO_BIN="$STAGE/usr/local/bin" bash scripts/demo.sh check
 
 say "security figures${WCS_LONG:+ (WCS_LONG=$WCS_LONG)}"
 cat "$WCS_REPORT" >&2  # kept in target/security-figures.txt

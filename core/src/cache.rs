@@ -10,8 +10,10 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-/// The index's hash: fast, and seeded per process. Keys are only tokens that were found valid
-/// (files the operator created), so an attacker cannot choose them to fill a bucket anyway.
+/// The index's hash: fast, and randomly seeded per cache (nginx makes the cache in its master
+/// at each configuration load, so the workers share a seed). Keys are only tokens that were
+/// found valid (files the operator created), so an attacker cannot choose them to fill a
+/// bucket anyway.
 type KeyHasher = foldhash::fast::RandomState;
 
 /// What the cache remembers about a valid token.

@@ -16,11 +16,7 @@ fi
 say "playwright-core (npm ci in testkit/browser-test/)"
 (cd testkit/browser-test && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-# Below the kernel's ephemeral range (32768-60999), where outgoing connections take ports.
-base=$((20000 + RANDOM % 12000))
-export DEMO_PORT=${DEMO_PORT:-$base}
-export DEMO_OTHER_PORT=${DEMO_OTHER_PORT:-$((base + 1))}
-export DEMO_WCS_PORT=${DEMO_WCS_PORT:-$((base + 2))}
+demo_ports
 trap 'bash scripts/demo.sh stop' EXIT
 bash scripts/demo.sh start >/dev/null
 
