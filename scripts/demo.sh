@@ -220,7 +220,7 @@ CONF
     wait_port "$PORT"
     wait_port "$OTHER_PORT"
 
-    TOKEN=$("$CLI" --dir "$DEMO/tokens" issue)
+    TOKEN=$("$CLI" --dir "$DEMO/tokens" issue) || fail "wcs-token could not issue a token in $DEMO/tokens"
     self_check
 
     local files="$DEMO"
