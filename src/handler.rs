@@ -55,9 +55,10 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     let Err(refusal) = decision else {
         return NGX_OK as ngx_int_t;
     };
-    let (level, code) = match refusal.is_server_fault() {
-        true => (NGX_LOG_CRIT, NGX_HTTP_INTERNAL_SERVER_ERROR),
-        false => (NGX_LOG_ERR, NGX_HTTP_FORBIDDEN),
+    let (level, code) = if refusal.is_server_fault() {
+        (NGX_LOG_CRIT, NGX_HTTP_INTERNAL_SERVER_ERROR)
+    } else {
+        (NGX_LOG_ERR, NGX_HTTP_FORBIDDEN)
     };
     let err = refusal.os_error().unwrap_or(0) as ngx_err_t;
     log_error(log, level, err, format_args!("{refusal}"));
