@@ -1,5 +1,9 @@
 //! Replacing every entry of one name in an nginx header list by a single new entry at its end,
-//! without moving any other element: other `r->headers_in` fields point into the list.
+//! without moving any other element: other `r->headers_in` fields point into the list. Names
+//! match as `$http_` variables and CGI read them: letter case ignored, `-` and `_` the same.
+//!
+//! A subrequest's list is a copy of its parent's `ngx_list_t` whose parts are the parent's:
+//! [`copy_replacing`] gives it parts of its own instead of editing them.
 //!
 //! A matching element is dropped by shortening its part, advancing the part's start past it,
 //! or splitting the part in two around it. Moving a part's start breaks the spare capacity
@@ -16,12 +20,14 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
-use nginx_sys::{ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
+use nginx_sys::{ngx_list_part_t, ngx_list_t, ngx_str_t, ngx_table_elt_t};
+use wcs_token_auth_core::header_name::same_cgi_name;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct NoMemory;
 
-/// Removes every element whose key equals `name` (ASCII case-insensitive) and appends `elt`.
+/// Removes every element called `name` (see the file's header) and appends `elt`, unless the
+/// list already ends with `elt` as its only such element: running again changes nothing.
 ///
 /// `alloc(size)` must return pool memory aligned for list parts and elements, or NULL; `push`
 /// must be `ngx_list_push`.
@@ -42,7 +48,10 @@ pub unsafe fn replace_all(
     // SAFETY: per this function's contract; every pointer written below is either an element
     // slot inside a part's `nelts`, or memory just returned by `alloc`/`push` for that type.
     unsafe {
-        let matches = count(list, name);
+        if is_done(list, name, &elt) {
+            return Ok(());
+        }
+        let (_, matches) = count(list, name);
         if matches == 0 {
             let slot = push(list).cast::<ngx_table_elt_t>();
             if slot.is_null() {
@@ -77,29 +86,109 @@ pub unsafe fn replace_all(
     Ok(())
 }
 
-/// Is `h` called `name` (ASCII case-insensitive)?
-#[inline]
-pub fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
-    // The length test first: most headers differ in length from the names looked for.
-    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
+/// Gives `list` parts of its own, from `alloc`, holding its elements but those called `name`,
+/// then `elt`; the parts it had (a parent request's) are only read. Nothing changes when the
+/// list already ends with `elt` as its only such element.
+///
+/// # Safety
+/// As for [`replace_all`]; `list` itself (not its parts) must be the caller's to change.
+pub unsafe fn copy_replacing(
+    list: &mut ngx_list_t,
+    name: &[u8],
+    elt: ngx_table_elt_t,
+    alloc: &mut dyn FnMut(usize) -> *mut c_void,
+) -> Result<(), NoMemory> {
+    if list.size != size_of::<ngx_table_elt_t>() {
+        return Err(NoMemory);
+    }
+    // SAFETY: per this function's contract the chain is valid and only read; every write goes
+    // to `elts`, fresh memory with room for `nalloc` elements, of which at most `kept + 1`
+    // are written.
+    unsafe {
+        if is_done(list, name, &elt) {
+            return Ok(());
+        }
+        let (total, matches) = count(list, name);
+        let kept = total - matches;
+        // As large as nginx's own parts, so that a later ngx_list_push finds room as usual.
+        let nalloc = list.nalloc.max(kept + 1);
+        let elts = alloc(nalloc * list.size).cast::<ngx_table_elt_t>();
+        if elts.is_null() {
+            return Err(NoMemory);
+        }
+        let mut n = 0;
+        let mut part: *const ngx_list_part_t = &list.part;
+        while !part.is_null() {
+            let from = (*part).elts.cast::<ngx_table_elt_t>();
+            for i in 0..(*part).nelts {
+                let h = from.add(i);
+                if !is_named(&*h, name) && n < kept {
+                    ptr::write(elts.add(n), ptr::read(h));
+                    n += 1;
+                }
+            }
+            part = (*part).next;
+        }
+        ptr::write(elts.add(n), elt);
+        list.part = ngx_list_part_t {
+            elts: elts.cast(),
+            nelts: n + 1,
+            next: ptr::null_mut(),
+        };
+        list.last = &mut list.part;
+        list.nalloc = nalloc;
+    }
+    Ok(())
 }
 
+/// Is `h` called `name` (see the file's header)?
+#[inline]
+pub fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
+    same_cgi_name(h.key.as_bytes(), name)
+}
+
+/// Does the list end with `elt` (the same key and value memory), and hold no other element
+/// called `name`?
+///
 /// # Safety
 /// `list` must be a valid list of `ngx_table_elt_t`.
-unsafe fn count(list: &ngx_list_t, name: &[u8]) -> usize {
-    let mut n = 0;
+unsafe fn is_done(list: &ngx_list_t, name: &[u8], elt: &ngx_table_elt_t) -> bool {
+    // SAFETY: `last` is a valid part whose `elts` holds `nelts` elements.
+    let last = unsafe {
+        let part = &*list.last;
+        match part.nelts.checked_sub(1) {
+            Some(i) => &*part.elts.cast::<ngx_table_elt_t>().add(i),
+            None => return false,
+        }
+    };
+    let same = |a: &ngx_str_t, b: &ngx_str_t| a.data == b.data && a.len == b.len;
+    if !same(&last.key, &elt.key) || !same(&last.value, &elt.value) {
+        return false;
+    }
+    // SAFETY: per this function's contract.
+    let (_, matches) = unsafe { count(list, name) };
+    matches == 1
+}
+
+/// The number of elements, and of those called `name`.
+///
+/// # Safety
+/// `list` must be a valid list of `ngx_table_elt_t`.
+unsafe fn count(list: &ngx_list_t, name: &[u8]) -> (usize, usize) {
+    let (mut total, mut n) = (0, 0);
     let mut part: *const ngx_list_part_t = &list.part;
     // SAFETY: parts form a NULL-terminated chain; `elts` holds `nelts` elements.
     unsafe {
         while !part.is_null() {
             let elts = (*part).elts.cast::<ngx_table_elt_t>();
+            total += (*part).nelts;
             n += (0..(*part).nelts)
                 .filter(|&i| is_named(&*elts.add(i), name))
                 .count();
             part = (*part).next;
         }
     }
-    n
+    (total, n)
 }
 
 /// # Safety

@@ -4,15 +4,14 @@ use core::slice;
 
 use ngx::ffi::{ngx_http_request_t, ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
 use wcs_token_auth_core::auth::RequestHeaders;
-use wcs_token_auth_core::origin::OriginHeader;
+use wcs_token_auth_core::origin::{OriginHeader, ServedHost};
 
-use crate::header_list::is_named;
-
-/// What the access decision reads from the request: `Origin`, `Host` and the `Cookie` values.
+/// What the access decision reads from the request: `Origin`, the host nginx serves it for,
+/// and the `Cookie` values.
 ///
 /// # Safety
-/// `r` must be a request whose headers have been read, and its header list must not change
-/// while the result is in use.
+/// `r` must be a main request whose headers have been read, and its header list must not
+/// change while the result is in use.
 pub unsafe fn request_headers(
     r: &ngx_http_request_t,
 ) -> RequestHeaders<'_, impl Iterator<Item = &[u8]>> {
@@ -21,13 +20,53 @@ pub unsafe fn request_headers(
     // later) or left all zero (HTTP/0.9: one empty part, no next), unchanged per this
     // function's contract.
     let (origin, cookies) = origin_and_cookies(unsafe { iter(&hin.headers) });
-    // SAFETY: hin.host is NULL or points to an element of that list.
-    let host = unsafe { hin.host.as_ref() }.map(|h| h.value.as_bytes());
+    // SAFETY: r is a main request whose headers have been read (this function's contract).
+    let host = unsafe { served_host(r) };
     RequestHeaders {
         origin,
         host,
         cookies,
     }
+}
+
+/// The host nginx serves `r` for (`r->headers_in.server`, which nginx validated and chose the
+/// server block by) and the authority it took it from, for the port: the request line's in
+/// absolute form (RFC 9112, 3.2.2), HTTP/2's `:authority` where nginx 1.25 and later keep it
+/// there, else the `Host` header (which also carries `:authority` in older nginx).
+///
+/// # Safety
+/// `r` must be a main request whose headers have been read.
+unsafe fn served_host(r: &ngx_http_request_t) -> Option<ServedHost<'_>> {
+    let name = r.headers_in.server.as_bytes();
+    if name.is_empty() {
+        return None; // HTTP/1.0 without Host, HTTP/0.9: the client named no host
+    }
+    let (start, end) = (r.host_start as usize, r.host_end as usize);
+    let authority = if start != 0 && start <= end {
+        let line = r.request_line.as_bytes();
+        let line_start = line.as_ptr() as usize;
+        match (start.checked_sub(line_start), end.checked_sub(line_start)) {
+            // HTTP/1 absolute form: nginx's host ends before the port, which follows in the line.
+            (Some(from), Some(to)) if to <= line.len() => {
+                let rest = line.get(to..).unwrap_or_default();
+                let port = match rest {
+                    [b':', digits @ ..] => {
+                        1 + digits.iter().take_while(|b| b.is_ascii_digit()).count()
+                    }
+                    _ => 0,
+                };
+                line.get(from..to + port).unwrap_or_default()
+            }
+            // HTTP/2 (and /3): host_start..host_end is the whole `:authority` value.
+            // SAFETY: outside the request line, nginx points both at one pseudo-header value
+            // in the request's pool, which lives as long as the request.
+            _ => unsafe { slice::from_raw_parts(r.host_start, end - start) },
+        }
+    } else {
+        // SAFETY: headers_in.host is NULL or points to an element of the request's list.
+        unsafe { r.headers_in.host.as_ref() }.map_or(&[][..], |h| h.value.as_bytes())
+    };
+    Some(ServedHost { name, authority })
 }
 
 /// Iterates over the elements of a header list, part by part, skipping empty parts.
@@ -67,6 +106,13 @@ impl<'a> Iterator for Headers<'a> {
             self.part = unsafe { part.next.as_ref() };
         }
     }
+}
+
+/// Is `h` called `name` (ASCII case-insensitive)?
+#[inline]
+fn is_named(h: &ngx_table_elt_t, name: &[u8]) -> bool {
+    // The length test first: most headers differ in length from the names looked for.
+    h.key.len == name.len() && h.key.as_bytes().eq_ignore_ascii_case(name)
 }
 
 /// The values of every header called `name` (case-insensitive), in order.

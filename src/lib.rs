@@ -30,7 +30,8 @@ use core::ptr;
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
-    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_int_t, ngx_module_t, NGX_HTTP_MODULE,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
+    ngx_http_request_t, ngx_int_t, ngx_module_t, NGX_HTTP_MODULE,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
@@ -64,17 +65,36 @@ impl HttpModule for Module {
         let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(unsafe { &*cf }) else {
             return Status::NGX_ERROR.into();
         };
-        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize];
-        // SAFETY: the phase's handler array is an initialised ngx_array_t of handler pointers.
-        let h = unsafe { ngx_array_push(&mut phase.handlers) }.cast::<ngx_http_handler_pt>();
-        if h.is_null() {
-            return Status::NGX_ERROR.into();
+        // Access: main requests. Precontent: subrequests, which have no access phase, and
+        // the client-address header once any access handler has granted; it runs after
+        // realip's preaccess handler and, registered later, before try_files and mirror.
+        for (phase, handler) in [
+            (
+                ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+                handler::access_handler as HandlerFn,
+            ),
+            (
+                ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
+                handler::precontent_handler,
+            ),
+        ] {
+            let Some(phase) = cmcf.phases.get_mut(phase as usize) else {
+                return Status::NGX_ERROR.into();
+            };
+            // SAFETY: the phase's handler array is an initialised ngx_array_t of handler
+            // pointers.
+            let h = unsafe { ngx_array_push(&mut phase.handlers) }.cast::<ngx_http_handler_pt>();
+            if h.is_null() {
+                return Status::NGX_ERROR.into();
+            }
+            // SAFETY: ngx_array_push returned room for one element of the array's type.
+            unsafe { *h = Some(handler) };
         }
-        // SAFETY: ngx_array_push returned room for one element of the array's type.
-        unsafe { *h = Some(handler::access_handler) };
         Status::NGX_OK.into()
     }
 }
+
+type HandlerFn = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 
 // SAFETY: create_main_conf allocates a `conf::MainConf` for this module's main_conf slot.
 unsafe impl HttpModuleMainConf for Module {

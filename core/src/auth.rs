@@ -10,7 +10,7 @@ use std::fmt;
 use crate::cache::{Entry, TokenCache};
 use crate::cookie;
 use crate::expiry;
-use crate::origin::{OriginHeader, OriginPolicy};
+use crate::origin::{OriginHeader, OriginPolicy, ServedHost};
 use crate::store::{self, DirError, Lookup};
 use crate::token::{self, TokenError};
 
@@ -57,7 +57,9 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHeaders<'a, C> {
     pub origin: OriginHeader<'a>,
-    pub host: Option<&'a [u8]>,
+    /// The host nginx serves the request for; `None` when the client named none (HTTP/1.0
+    /// without `Host`, HTTP/0.9).
+    pub host: Option<ServedHost<'a>>,
     /// The values of all `Cookie` headers, in order.
     pub cookies: C,
 }
@@ -240,7 +242,7 @@ mod tests {
         ) -> Result<(), Refusal<'s>> {
             let req = RequestHeaders {
                 origin,
-                host: Some(b"wcs.example.com"),
+                host: Some(ServedHost::from_authority(b"wcs.example.com")),
                 cookies: cookies.iter().copied(),
             };
             let unix_secs = SystemTime::now()

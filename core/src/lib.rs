@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cookie;
 pub mod directive;
 pub mod expiry;
+pub mod header_name;
 pub mod origin;
 pub mod store;
 pub mod token;

@@ -1,5 +1,5 @@
 //! The `Origin` check: an allow-list of `scheme://host[:port]` entries (with `*.` wildcards),
-//! `any`, or, by default, same-origin against the request's `Host`.
+//! `any`, or, by default, same-origin against the host nginx serves the request for.
 //!
 //! Everything is compared in canonical form: scheme and host lower-cased, and a port that is
 //! the scheme's default (80 for http, 443 for https) treated as no port.
@@ -104,27 +104,17 @@ impl<'a> RequestOrigin<'a> {
         })
     }
 
-    /// Same-origin test against a `Host` header: host and port only, with 80 and 443 dropped
-    /// on both sides. The scheme is not compared: `Host` does not carry one, and behind TLS
-    /// termination the page's scheme need not be the connection's. So `http://h:443` matches
-    /// `Host: h`; list origins explicitly where that matters.
-    pub fn same_host(&self, host_header: &[u8]) -> bool {
-        // The Origin's host is a valid DNS name or bracketed IPv6 literal, so it holds no ':'
-        // outside brackets: Host must start with it and continue with nothing or ":port".
-        let Some((prefix, rest)) = host_header.split_at_checked(self.host.len()) else {
-            return false;
-        };
-        // Exact bytes first: browsers and Host headers are lower-case in practice.
-        if prefix != self.host && !prefix.eq_ignore_ascii_case(self.host) {
+    /// Same-origin test against the host nginx serves the request for: host and port only,
+    /// with 80 and 443 dropped on both sides. The scheme is not compared: an authority does
+    /// not carry one, and behind TLS termination the page's scheme need not be the
+    /// connection's. So `http://h:443` matches `h`; list origins explicitly where that matters.
+    pub fn same_host(&self, served: ServedHost<'_>) -> bool {
+        // Exact bytes first: browsers send lower case, and nginx lower-cases the name.
+        if served.name != self.host && !served.name.eq_ignore_ascii_case(self.host) {
             return false;
         }
-        let other_port = match rest {
-            [] => None,
-            [b':', port @ ..] => match parse_port(port) {
-                Ok(p) => Some(p),
-                Err(_) => return false,
-            },
-            _ => return false,
+        let Ok(other_port) = served.port() else {
+            return false;
         };
         let drop_default = |p: Option<u16>| p.filter(|p| *p != 80 && *p != 443);
         let port = match self.port {
@@ -133,6 +123,60 @@ impl<'a> RequestOrigin<'a> {
         };
         drop_default(port) == drop_default(other_port)
     }
+}
+
+/// The host a request is served for, as nginx chose its server block: the name nginx
+/// validated, and the authority it took it from, which the port is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedHost<'a> {
+    /// `r->headers_in.server`: lower-case, without port or trailing dot.
+    pub name: &'a [u8],
+    /// `host[:port]` as the client sent it: the `Host` header, the request line's authority
+    /// (absolute form), or HTTP/2's `:authority`.
+    pub authority: &'a [u8],
+}
+
+impl<'a> ServedHost<'a> {
+    /// Splits an authority as nginx does (`ngx_http_validate_host`): the name ends at the
+    /// first `:` outside a leading `[...]` literal, and a trailing dot is not part of it.
+    /// nginx also lower-cases the name; comparisons here ignore case instead.
+    pub fn from_authority(authority: &'a [u8]) -> ServedHost<'a> {
+        let end = name_end(authority);
+        let name = authority.get(..end).unwrap_or_default();
+        let name = match name {
+            [rest @ .., b'.'] => rest,
+            _ => name,
+        };
+        ServedHost { name, authority }
+    }
+
+    /// The port the client named with the host: `None` without one, an error when what
+    /// follows the name is not `:` and a port number.
+    pub fn port(&self) -> Result<Option<u16>, OriginError> {
+        match self
+            .authority
+            .get(name_end(self.authority)..)
+            .unwrap_or_default()
+        {
+            [] => Ok(None),
+            [b':', port @ ..] => parse_port(port).map(Some),
+            _ => Err(OriginError::BadPort),
+        }
+    }
+}
+
+/// Where the name of an authority ends, as `ngx_http_validate_host` splits it.
+fn name_end(authority: &[u8]) -> usize {
+    if authority.first() == Some(&b'[') {
+        return authority
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(authority.len(), |close| close + 1);
+    }
+    authority
+        .iter()
+        .position(|&b| b == b':')
+        .unwrap_or(authority.len())
 }
 
 fn default_port(scheme: &[u8]) -> Option<u16> {
@@ -320,7 +364,7 @@ fn lower(s: &[u8]) -> String {
 /// What `wcs_token_auth_origins` allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginPolicy {
-    /// Unset: the Origin must name the host the request was sent to.
+    /// Unset: the Origin must name the host nginx serves the request for.
     SameOrigin,
     /// `any`: no check.
     Any,
@@ -359,7 +403,12 @@ impl OriginPolicy {
     }
 
     /// Does this request pass the Origin rules?
-    pub fn allows(&self, origin: OriginHeader<'_>, host: Option<&[u8]>, require: bool) -> bool {
+    pub fn allows(
+        &self,
+        origin: OriginHeader<'_>,
+        host: Option<ServedHost<'_>>,
+        require: bool,
+    ) -> bool {
         match self {
             OriginPolicy::Any => origin != OriginHeader::Absent || !require,
             OriginPolicy::SameOrigin => {
@@ -396,7 +445,7 @@ mod tests {
     fn allows(policy: &OriginPolicy, origin: &str) -> bool {
         policy.allows(
             OriginHeader::One(origin.as_bytes()),
-            Some(b"wcs.example.com"),
+            Some(ServedHost::from_authority(b"wcs.example.com")),
             false,
         )
     }
@@ -495,10 +544,12 @@ mod tests {
     }
 
     #[test]
-    fn same_origin_compares_with_host_header() {
+    fn same_origin_compares_with_the_served_authority() {
         let p = OriginPolicy::SameOrigin;
-        let same =
-            |o: &str, h: &str| p.allows(OriginHeader::One(o.as_bytes()), Some(h.as_bytes()), false);
+        let same = |o: &str, h: &str| {
+            let served = ServedHost::from_authority(h.as_bytes());
+            p.allows(OriginHeader::One(o.as_bytes()), Some(served), false)
+        };
         assert!(same("https://wcs.example.com", "wcs.example.com"));
         assert!(same("https://WCS.example.com:443", "wcs.EXAMPLE.com"));
         assert!(same("https://wcs.example.com", "wcs.example.com:443"));
@@ -513,7 +564,49 @@ mod tests {
         assert!(!same("https://wcs.example.com", "wcs.example.com:443x"));
         assert!(!same("https://wcs.example.com", "wcs.example.co"));
         assert!(same("http://h:8080", "H:08080"));
+        assert!(
+            same("https://wcs.example.com", "wcs.example.com."),
+            "nginx drops the dot"
+        );
+        assert!(same("http://wcs.example.com:8080", "wcs.example.com.:8080"));
         assert!(!p.allows(OriginHeader::One(b"https://wcs.example.com"), None, false));
+    }
+
+    #[test]
+    fn the_name_nginx_serves_decides_and_the_authority_gives_the_port() {
+        // An absolute-form request line: nginx serves "localhost" whatever Host says.
+        let served = |name: &'static str, authority: &'static str| ServedHost {
+            name: name.as_bytes(),
+            authority: authority.as_bytes(),
+        };
+        let o = |v: &'static str| RequestOrigin::parse(v.as_bytes()).unwrap();
+        assert!(o("http://localhost").same_host(served("localhost", "LocalHost")));
+        assert!(!o("http://evil.com").same_host(served("localhost", "localhost")));
+        assert!(o("http://localhost:8080").same_host(served("localhost", "localhost:8080")));
+        assert!(!o("http://localhost:8080").same_host(served("localhost", "localhost:8081")));
+        assert!(!o("http://localhost:8080").same_host(served("localhost", "localhost")));
+        assert!(!o("http://localhost").same_host(served("localhost", "localhost:x")));
+    }
+
+    #[test]
+    fn authorities_split_as_nginx_splits_them() {
+        for (authority, name, port) in [
+            ("h", "h", Ok(None)),
+            ("h:8080", "h", Ok(Some(8080))),
+            ("h.:8080", "h", Ok(Some(8080))),
+            ("h.", "h", Ok(None)),
+            ("[::1]:8080", "[::1]", Ok(Some(8080))),
+            ("[::1]", "[::1]", Ok(None)),
+            ("[::1", "[::1", Ok(None)),
+            ("h:", "h", Err(OriginError::BadPort)),
+            ("h:80:80", "h", Err(OriginError::BadPort)),
+            ("[::1]x", "[::1]", Err(OriginError::BadPort)),
+            ("", "", Ok(None)),
+        ] {
+            let served = ServedHost::from_authority(authority.as_bytes());
+            assert_eq!(served.name, name.as_bytes(), "{authority}");
+            assert_eq!(served.port(), port, "{authority}");
+        }
     }
 
     #[test]
@@ -531,7 +624,11 @@ mod tests {
     #[test]
     fn several_origin_headers_are_refused_unless_any() {
         assert!(!list(&["https://a.com"]).allows(OriginHeader::Several, None, false));
-        assert!(!OriginPolicy::SameOrigin.allows(OriginHeader::Several, Some(b"a.com"), false));
+        assert!(!OriginPolicy::SameOrigin.allows(
+            OriginHeader::Several,
+            Some(ServedHost::from_authority(b"a.com")),
+            false
+        ));
         assert!(OriginPolicy::Any.allows(OriginHeader::Several, None, false));
         assert!(
             OriginPolicy::Any.allows(OriginHeader::Several, None, true),
