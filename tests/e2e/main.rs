@@ -14,6 +14,7 @@ mod hostile_requests;
 mod memory;
 mod origin;
 mod shared_token_store;
+mod subrequests;
 mod token_auth;
 mod token_cli;
 mod version_mismatch;

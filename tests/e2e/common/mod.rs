@@ -17,6 +17,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
 pub mod eio_fs;
+pub mod h2;
 pub mod traffic;
 
 /// The nginx binary under test: `$WCS_NGINX`, else the one this module was built against.
@@ -60,6 +61,8 @@ fn is_root() -> bool {
 /// A prefix directory with `conf/`, `logs/`, `html/` and the token directory `tokens/`.
 pub struct Prefix {
     dir: tempfile::TempDir,
+    /// Main-context lines written right after the module's `load_module`.
+    pub main_extra: String,
 }
 
 impl Prefix {
@@ -74,7 +77,10 @@ impl Prefix {
         // Workers run as nobody when the tests run as root: let them in.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::write(dir.path().join("html/index.html"), "static page\n").expect("write");
-        Prefix { dir }
+        Prefix {
+            dir,
+            main_extra: String::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -121,6 +127,7 @@ impl Prefix {
         };
         let conf = format!(
             r#"load_module {module};
+{main_extra}
 {user}
 worker_processes 1;
 daemon off;
@@ -144,6 +151,7 @@ http {{
 }}
 "#,
             module = module_so().display(),
+            main_extra = self.main_extra,
             http = http.replace("{port}", &port.to_string()),
             server = server.replace("{port}", &port.to_string()),
         );
