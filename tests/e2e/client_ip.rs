@@ -217,3 +217,37 @@ fn an_http_0_9_request_is_refused_for_its_missing_token() {
     assert!(log.contains("no token in cookie \"AUTH\""), "{log}");
     nginx.assert_no_crash();
 }
+
+#[test]
+fn with_underscores_in_headers_every_spelling_of_the_name_is_removed() {
+    // CGI-style consumers and $http_x_client_ip read X_Client_IP as X-Client-IP.
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = Nginx::start("underscores_in_headers on;", &wss_location(&mock.url(), ""));
+    nginx.prefix.add_token("tok");
+    let r = nginx.get(
+        "/wss",
+        &[
+            ("X_Client_IP", "6.6.6.6"),
+            ("x-client_ip", "7.7.7.7"),
+            ("Cookie", "AUTH=tok"),
+            ("X_CLIENT-IP", "8.8.8.8"),
+            ("X-Client-IPs", "9.9.9.9"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    let spellings: Vec<_> = reported_headers(&r.body)
+        .into_iter()
+        .filter(|(k, _)| k.replace('_', "-").eq_ignore_ascii_case("x-client-ip"))
+        .collect();
+    assert_eq!(
+        spellings,
+        [("X-Client-IP".to_string(), "127.0.0.1".to_string())],
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        header_values(&r.body, "X-Client-IPs"),
+        ["9.9.9.9"],
+        "other names stay"
+    );
+}

@@ -146,3 +146,55 @@ fn several_origin_headers_are_refused() {
     assert_eq!(nginx.get("/wss", &h).status, 403);
     assert!(nginx.prefix.error_log().contains("several Origin headers"));
 }
+
+/// A raw request to /wss with a valid token, `Connection: close` and the given lines.
+fn raw_status(nginx: &Nginx, request_line: &str, lines: &[&str]) -> u16 {
+    let mut req = format!("{request_line}\r\nCookie: AUTH=tok\r\nConnection: close\r\n");
+    for l in lines {
+        req.push_str(&format!("{l}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw(nginx.port, req.as_bytes()).status
+}
+
+#[test]
+fn same_origin_compares_with_the_host_of_an_absolute_form_request_line() {
+    // RFC 9112, 3.2.2: nginx serves the request line's host and ignores Host.
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "");
+    let port = nginx.port;
+    let line = format!("GET http://localhost:{port}/wss HTTP/1.1");
+    let ours = format!("Origin: http://localhost:{port}");
+    assert_eq!(
+        raw_status(
+            &nginx,
+            &line,
+            &["Host: evil.com", "Origin: http://evil.com"]
+        ),
+        403
+    );
+    assert_eq!(raw_status(&nginx, &line, &["Host: evil.com", &ours]), 200);
+    let other_port = format!("Origin: http://localhost:{}", port + 1);
+    assert_eq!(
+        raw_status(&nginx, &line, &["Host: evil.com", &other_port]),
+        403
+    );
+    // The port, too, is the request line's; without one, the scheme's default.
+    let no_port = "GET http://localhost/wss HTTP/1.1";
+    let host = format!("Host: localhost:{port}");
+    assert_eq!(raw_status(&nginx, no_port, &[&host, &ours]), 403);
+    assert_eq!(
+        raw_status(&nginx, no_port, &[&host, "Origin: http://localhost"]),
+        200
+    );
+    // HTTP/1.0 needs no Host: the request line names the host.
+    let line_10 = format!("GET http://LocalHost:{port}/wss HTTP/1.0");
+    assert_eq!(raw_status(&nginx, &line_10, &[&ours]), 200);
+    assert_eq!(
+        raw_status(&nginx, &line_10, &["Origin: http://evil.com"]),
+        403
+    );
+    // Without any host, an Origin cannot be the same.
+    assert_eq!(raw_status(&nginx, "GET /wss HTTP/1.0", &[&ours]), 403);
+    nginx.assert_no_crash();
+}
