@@ -31,7 +31,7 @@ cd "$tree"
 configure=./configure
 [ -x "$configure" ] || configure=auto/configure
 say "configuring $(grep -m1 NGINX_VERSION src/core/nginx.h | cut -d'"' -f2) with --add-dynamic-module=$ROOT"
-"$configure" --with-compat --with-http_ssl_module --with-http_realip_module \
+"$configure" --with-compat --with-http_ssl_module --with-http_v2_module --with-http_realip_module \
     --with-http_auth_request_module --add-dynamic-module="$ROOT" >configure.log 2>&1 ||
     { tail -20 configure.log; die "configure failed (full log: $tree/configure.log)"; }
 say "make (nginx and modules)"

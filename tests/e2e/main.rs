@@ -11,6 +11,7 @@ mod configuration;
 mod fail_closed;
 mod header_list;
 mod hostile_requests;
+mod http2;
 mod memory;
 mod origin;
 mod shared_token_store;
