@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use wcs_token_auth_core::auth::{self, Clock, Policy, Refusal, RequestHeaders, Status};
+use wcs_token_auth_core::origin::ServedHost;
 use wcs_token_auth_core::cache::TokenCache;
 use wcs_token_auth_core::cookie;
 use wcs_token_auth_core::origin::{OriginHeader, OriginPolicy};
@@ -57,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
     let f = fields(data);
     let selector = f[0].first().copied().unwrap_or(0);
     let origin_value = f.get(1).copied().unwrap_or_default();
-    let host = f.get(2).copied();
+    let host = f.get(2).copied().map(ServedHost::from_authority);
     let cookies: &[&[u8]] = f.get(3..).unwrap_or_default();
 
     let origins = match selector % 3 {

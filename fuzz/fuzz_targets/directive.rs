@@ -8,13 +8,15 @@
 //! seconds last) parses to its exact sum, and any other order is refused; an accepted time has
 //! only digits and unit letters; `max_age` is `time / 1000` and refuses `ms`; an accepted cache
 //! size is 1..=MAX_CACHE_SIZE written in decimal; an accepted name is a non-empty RFC 7230
-//! token; a header's verdict ignores letter case; the origin list is `any` alone,
+//! token; a header's verdict ignores letter case; two header names are the same CGI name
+//! exactly when they are equal once lower-cased with `_` read as `-`; the origin list is `any` alone,
 //! or every argument parsed as an entry, or the first bad argument with its reason.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use wcs_token_auth_core::directive::{self, MAX_CACHE_SIZE};
+use wcs_token_auth_core::header_name::same_cgi_name;
 use wcs_token_auth_core::origin::{Origin, OriginError, OriginPolicy};
 
 const UNITS: [(&str, u64); 8] = [
@@ -139,4 +141,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+
+    // Header names as CGI reads them, the two halves of the input against each other.
+    let (a, b) = data.split_at(data.len() / 2);
+    let cgi = |n: &[u8]| -> Vec<u8> {
+        n.iter()
+            .map(|&c| if c == b'_' { b'-' } else { c.to_ascii_lowercase() })
+            .collect()
+    };
+    assert_eq!(same_cgi_name(a, b), cgi(a) == cgi(b));
+    assert!(same_cgi_name(a, &cgi(a)));
 });

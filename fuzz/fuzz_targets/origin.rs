@@ -1,6 +1,7 @@
 //! `Origin` parsing and matching, and `OriginPolicy::allows`.
 //!
-//! Input lines: an allow-list entry, a request `Origin` value, a `Host` value.
+//! Input lines: an allow-list entry, a request `Origin` value, an authority (`Host`, the
+//! request line's, `:authority`).
 //!
 //! Properties: without a `*`, a value is a valid request Origin exactly when it is a valid
 //! entry; a parsed request Origin has no wildcard, path, query or user part, and parses in any
@@ -9,12 +10,13 @@
 //! defaults dropped, same host, or for `*.domain` a host ending in `.domain` at a label
 //! boundary with at least one label in front); in particular `https://*.example.com` only
 //! matches hosts ending in `.example.com` at a label boundary; a same-origin match means the
-//! same host and port as `Host`; the policy refuses what does not parse, several Origin
+//! same host (a trailing dot aside) and port as the authority, and the answer is the same
+//! whether the name is given as sent or lower-cased as nginx gives it; the policy refuses what does not parse, several Origin
 //! headers and, when required, a missing one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wcs_token_auth_core::origin::{Origin, OriginHeader, OriginPolicy, RequestOrigin};
+use wcs_token_auth_core::origin::{Origin, OriginHeader, OriginPolicy, RequestOrigin, ServedHost};
 use wcs_token_auth_fuzz::fields;
 
 /// An independent reading of `scheme://host[:port]`: lower-cased scheme and host, port with
@@ -70,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
     let pattern_text = f[0];
     let origin_text = f.get(1).copied().unwrap_or_default();
     let host_text = f.get(2).copied();
+    let served = host_text.map(ServedHost::from_authority);
 
     // A request Origin and an allow-list entry are read by the same parser: without a `*`,
     // they accept exactly the same values.
@@ -124,10 +127,17 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    if let (Ok(o), Some(h)) = (&origin, host_text) {
-        if o.same_host(h) {
+    if let (Ok(o), Some(h), Some(served)) = (&origin, host_text, served) {
+        let lowered = served.name.to_ascii_lowercase();
+        let as_nginx_gives_it = ServedHost {
+            name: &lowered,
+            authority: h,
+        };
+        assert_eq!(o.same_host(served), o.same_host(as_nginx_gives_it));
+        if o.same_host(served) {
             let (os, oh, op) = canon(origin_text).unwrap();
-            let (hh, hp) = split_host_port(h).expect("a matching Host reads back");
+            let (hh, hp) = split_host_port(h).expect("a matching authority reads back");
+            let hh = hh.strip_suffix(b".").unwrap_or(hh);
             assert_eq!(oh, hh.to_ascii_lowercase());
             let default = match os.as_slice() {
                 b"http" | b"ws" => Some(80),
@@ -142,13 +152,13 @@ fuzz_target!(|data: &[u8]| {
     // The policy as the handler uses it.
     if let Ok(p) = &pattern {
         let policy = OriginPolicy::AllowList(vec![p.clone()]);
-        let allowed = policy.allows(OriginHeader::One(origin_text), host_text, true);
+        let allowed = policy.allows(OriginHeader::One(origin_text), served, true);
         assert_eq!(allowed, origin.as_ref().is_ok_and(|o| p.matches(o)));
-        assert!(!policy.allows(OriginHeader::Several, host_text, false));
-        assert!(!policy.allows(OriginHeader::Absent, host_text, true));
+        assert!(!policy.allows(OriginHeader::Several, served, false));
+        assert!(!policy.allows(OriginHeader::Absent, served, true));
     }
-    let same = OriginPolicy::SameOrigin.allows(OriginHeader::One(origin_text), host_text, false);
-    let expected = match (&origin, host_text) {
+    let same = OriginPolicy::SameOrigin.allows(OriginHeader::One(origin_text), served, false);
+    let expected = match (&origin, served) {
         (Ok(o), Some(h)) => o.same_host(h),
         _ => false,
     };

@@ -1,8 +1,9 @@
 //! Memory safety and leaks of the module inside nginx, under a request mix that goes through
 //! every part of the request path: valid tokens (more of them than the cache holds, so it
 //! evicts), unknown, malformed and missing tokens, allowed and refused Origins, several Origin
-//! headers, a forged `X-Client-IP` replaced before proxying, a long `Cookie` header, and
-//! WebSocket upgrades through to a mock WCS.
+//! headers, a forged `X-Client-IP` replaced before proxying, a long `Cookie` header, `auth_request`
+//! subrequests (a subrequest's own copy of the header list), and WebSocket
+//! upgrades through to a mock WCS.
 //!
 //! These tests are `#[ignore]`d in the ordinary runs: `scripts/memory.sh`, a step of
 //! `scripts/test.sh`, runs them (`cargo test --release --test e2e -- memory:: --ignored`);
@@ -36,6 +37,7 @@ fn http() -> String {
         "
     wcs_token_auth_cache_size {CACHE_SIZE};
     wcs_token_auth_cache_ttl 1s;
+    underscores_in_headers on;
     keepalive_requests 10000000;
     keepalive_timeout 600s;
     upstream self_ip {{
@@ -62,6 +64,14 @@ fn server(mock: &MockWcs) -> String {
         }}
         location = /client-ip {{
             return 200 "$http_x_client_ip\n";
+        }}
+        location /echo-gate/ {{
+            auth_request /echo;
+            alias html/check/;
+        }}
+        location /gate/ {{
+            auth_request /check/;
+            alias html/check/;
         }}
         {wss}
         "#,
@@ -199,7 +209,7 @@ fn drive(client: &mut Client, from: usize, n: usize, counts: &mut Counts) {
     for i in from..from + n {
         let good = format!("Cookie: AUTH={}", token(i * 7 % TOKENS));
         let site = "Origin: https://app.example.com".to_string();
-        let (path, headers, want, body): (&str, Vec<String>, u16, Option<&str>) = match i % 8 {
+        let (path, headers, want, body): (&str, Vec<String>, u16, Option<&str>) = match i % 11 {
             0 => ("/check/", vec![good, site], 200, Some("checked\n")),
             1 => (
                 "/check/",
@@ -244,9 +254,28 @@ fn drive(client: &mut Client, from: usize, n: usize, counts: &mut Counts) {
                     Some("checked\n"),
                 )
             }
-            _ => (
+            7 => (
                 "/check/",
                 vec![good, site, "Origin: https://other.example.com".into()],
+                403,
+                None,
+            ),
+            // The auth_request subrequest to the protected /echo gets a header list of its
+            // own before its forged copies are replaced.
+            8 => (
+                "/echo-gate/",
+                vec![
+                    "X-Client-IP: 6.6.6.6".into(),
+                    good,
+                    "X_Client_IP: 7.7.7.7".into(),
+                ],
+                200,
+                Some("checked\n"),
+            ),
+            9 => ("/gate/", vec![good, site], 200, Some("checked\n")),
+            _ => (
+                "/gate/",
+                vec!["Cookie: AUTH=tok-999".into(), site],
                 403,
                 None,
             ),
