@@ -5,20 +5,31 @@
 //! # A request's path through the code
 //!
 //! ```text
-//! nginx access phase
-//!   └─ handler::access_handler                 (src/handler.rs, the only per-request entry)
+//! nginx access phase (main requests only)
+//!   └─ handler::access_handler                 (src/handler.rs)
 //!        ├─ location off?  → NGX_DECLINED, $wcs_token_auth_status stays empty
-//!        ├─ client_ip::replace                 (src/client_ip.rs: drop client copies, add ours)
-//!        │    └─ header_list::replace_all      (src/header_list.rs: unlink without moving)
-//!        ├─ headers::request_headers           (src/headers.rs: Origin, Host, Cookie as bytes)
-//!        ├─ core::auth::authorize              (core/src/auth.rs, pure Rust, with the Policy
-//!        │    │                                 that src/conf.rs built when merging)
-//!        │    ├─ origin::OriginPolicy::allows  (core/src/origin.rs)
-//!        │    ├─ cookie::find, token::parse    (core/src/cookie.rs, core/src/token.rs)
-//!        │    ├─ cache::TokenCache::get        (core/src/cache.rs, per worker)
-//!        │    └─ store::lookup                 (core/src/store.rs: openat + fstatat, no symlinks)
-//!        ├─ variables::set_status              (src/variables.rs: $wcs_token_auth_status)
-//!        └─ NGX_OK, or the Refusal's one log line and 403 / 500
+//!        └─ decide                             (the decision, as for a subrequest below)
+//! nginx precontent phase (every request that reaches content; before try_files and mirror)
+//!   └─ handler::precontent_handler             (src/handler.rs)
+//!        ├─ location off?  → NGX_DECLINED
+//!        ├─ main request: client_ip::replace   (whichever access handler granted it)
+//!        ├─ subrequest (auth_request, mirror, SSI): decide
+//!        └─ NGX_DECLINED (let try_files, mirror run), or the refusal's 403 / 500
+//!
+//! decide
+//!   ├─ client_ip::replace                      (src/client_ip.rs: drop client copies, add ours)
+//!   │    ├─ main: header_list::replace_all     (src/header_list.rs: unlink without moving)
+//!   │    └─ sub:  header_list::copy_replacing  (parts of its own; the parent's are only read)
+//!   ├─ headers::request_headers(r->main)       (src/headers.rs: Origin, the served host, Cookie)
+//!   ├─ core::auth::authorize                   (core/src/auth.rs, pure Rust, with the Policy
+//!   │    │                                      that src/conf.rs built when merging)
+//!   │    ├─ origin::OriginPolicy::allows       (core/src/origin.rs)
+//!   │    ├─ cookie::find, token::parse         (core/src/cookie.rs, core/src/token.rs)
+//!   │    ├─ cache::TokenCache::get             (core/src/cache.rs, per worker)
+//!   │    └─ store::lookup                      (core/src/store.rs: openat + fstatat, no symlinks)
+//!   ├─ variables::set_status                   (src/variables.rs: $wcs_token_auth_status,
+//!   │                                           shared by a subrequest with its main request)
+//!   └─ NGX_OK, or the Refusal's one log line and 403 / 500
 //! ```
 //!
 //! Configuration is parsed in `src/conf.rs` (structs, directive table, setters, merge), whose
