@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use wcs_token_auth_core::auth::{self, Clock, Policy, Refusal, RequestHeaders, Status};
-use wcs_token_auth_core::origin::ServedHost;
 use wcs_token_auth_core::cache::TokenCache;
 use wcs_token_auth_core::cookie;
+use wcs_token_auth_core::origin::ServedHost;
 use wcs_token_auth_core::origin::{OriginHeader, OriginPolicy};
 use wcs_token_auth_fuzz::fields;
 

@@ -146,7 +146,13 @@ fuzz_target!(|data: &[u8]| {
     let (a, b) = data.split_at(data.len() / 2);
     let cgi = |n: &[u8]| -> Vec<u8> {
         n.iter()
-            .map(|&c| if c == b'_' { b'-' } else { c.to_ascii_lowercase() })
+            .map(|&c| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .collect()
     };
     assert_eq!(same_cgi_name(a, b), cgi(a) == cgi(b));
