@@ -12,7 +12,7 @@ use std::mem::size_of;
 use std::ptr;
 
 use nginx_sys::{ngx_list_part_t, ngx_list_t, ngx_str_t, ngx_table_elt_t};
-use src_header_list::{replace_all, NoMemory};
+use src_header_list::{copy_replacing, replace_all, NoMemory};
 
 const NALLOC: usize = 20; // what nginx uses for r->headers_in.headers
 
@@ -156,46 +156,47 @@ impl Headers {
 
     /// The list as nginx's own loops see it.
     fn walk(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut part: &ngx_list_part_t = &self.list.part;
-        let mut i = 0;
-        loop {
-            if i >= part.nelts {
-                if part.next.is_null() {
-                    break;
-                }
-                // SAFETY: a non-null `next` points to a part written by list_push or replace_all.
-                part = unsafe { &*part.next };
-                i = 0;
-                assert!(
-                    part.nelts > 0,
-                    "nginx's loop would read an element of an empty part"
-                );
-            }
-            let p = part.elts.cast::<ngx_table_elt_t>().wrapping_add(i);
-            assert!(self.pool.contains(p.cast(), size_of::<ngx_table_elt_t>()));
-            // SAFETY: just checked to lie inside one pool allocation, written as an element.
-            let h = unsafe { &*p };
-            let s = |v: &ngx_str_t| String::from_utf8_lossy(v.as_bytes()).into_owned();
-            out.push((s(&h.key), s(&h.value)));
-            i += 1;
-        }
-        let mut last: *const ngx_list_part_t = &self.list.part;
-        loop {
-            // SAFETY: every part in the chain was written by list_push or replace_all.
-            let next = unsafe { (*last).next };
-            if next.is_null() {
+        walk(&self.pool, &self.list)
+    }
+}
+
+/// `list` as nginx's own loops see it, every element checked to lie inside `pool`.
+fn walk(pool: &Pool, list: &ngx_list_t) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut part: &ngx_list_part_t = &list.part;
+    let mut i = 0;
+    loop {
+        if i >= part.nelts {
+            if part.next.is_null() {
                 break;
             }
-            last = next;
+            // SAFETY: a non-null `next` points to a part written by list_push or replace_all.
+            part = unsafe { &*part.next };
+            i = 0;
+            assert!(
+                part.nelts > 0,
+                "nginx's loop would read an element of an empty part"
+            );
         }
-        assert_eq!(
-            last,
-            self.list.last.cast_const(),
-            "list.last is the last part"
-        );
-        out
+        let p = part.elts.cast::<ngx_table_elt_t>().wrapping_add(i);
+        assert!(pool.contains(p.cast(), size_of::<ngx_table_elt_t>()));
+        // SAFETY: just checked to lie inside one pool allocation, written as an element.
+        let h = unsafe { &*p };
+        let s = |v: &ngx_str_t| String::from_utf8_lossy(v.as_bytes()).into_owned();
+        out.push((s(&h.key), s(&h.value)));
+        i += 1;
     }
+    let mut last: *const ngx_list_part_t = &list.part;
+    loop {
+        // SAFETY: every part in the chain was written by list_push or replace_all.
+        let next = unsafe { (*last).next };
+        if next.is_null() {
+            break;
+        }
+        last = next;
+    }
+    assert_eq!(last, list.last.cast_const(), "list.last is the last part");
+    out
 }
 
 /// Builds `n` headers with spoofed copies at `spoofed`, replaces `rounds` times, pushes
@@ -293,4 +294,144 @@ fn a_failed_allocation_leaves_the_list_untouched() {
         assert_eq!(h.walk(), before);
         h.push("E", "e"); // still safe to push onto
     }
+}
+
+#[test]
+fn underscored_spellings_are_copies_too() {
+    let mut h = Headers::new();
+    for (i, name) in ["X_Client_IP", "x-client_ip", "X-Client-IPs", "X_CLIENT-IP"]
+        .iter()
+        .enumerate()
+    {
+        h.push(name, &format!("{i}"));
+    }
+    h.replace("real").expect("allocation");
+    assert_eq!(
+        h.walk(),
+        [
+            ("X-Client-IPs".to_string(), "2".to_string()),
+            ("X-Client-IP".to_string(), "real".to_string())
+        ]
+    );
+}
+
+#[test]
+fn replacing_again_with_the_same_entry_changes_and_allocates_nothing() {
+    let mut h = Headers::new();
+    for i in 0..30 {
+        h.push(
+            if i % 7 == 0 { "X-Client-IP" } else { "H" },
+            &format!("{i}"),
+        );
+    }
+    let ours = h.elt("X-Client-IP", "real");
+    let pool: *mut Pool = &mut h.pool;
+    // SAFETY: the list is valid and its parts come from `pool`.
+    let mut again = || unsafe {
+        replace_all(
+            &mut h.list,
+            b"X-Client-IP",
+            ours,
+            &mut |size| (*pool).alloc(size),
+            &mut |list| (*pool).list_push(list),
+        )
+    };
+    again().expect("allocation");
+    let (after, blocks) = (h.walk(), h.pool.blocks.len());
+    h.pool.fail_after = Some(0);
+    // SAFETY: as above.
+    let rc = unsafe {
+        replace_all(
+            &mut h.list,
+            b"X-Client-IP",
+            ours,
+            &mut |size| (*pool).alloc(size),
+            &mut |list| (*pool).list_push(list),
+        )
+    };
+    assert_eq!(rc, Ok(()), "nothing to allocate");
+    assert_eq!((h.walk(), h.pool.blocks.len()), (after, blocks));
+}
+
+/// A subrequest's list: nginx copies the parent's `ngx_list_t` by value, so both share the
+/// parts (and, for a one-part list, `last` still points into the parent's struct).
+fn check_copy(n: usize, spoofed: &[usize], extra: usize) {
+    let mut h = Headers::new();
+    let names = ["X-Client-IP", "x_client_ip", "X-CLIENT_IP"];
+    for i in 0..n {
+        if spoofed.contains(&i) {
+            h.push(names[i % names.len()], "6.6.6.6");
+        } else {
+            h.push(&format!("H{i}"), &format!("v{i}"));
+        }
+    }
+    let parent = h.walk();
+    let mut sub = Box::new(*h.list);
+    let ours = h.elt("X-Client-IP", "real");
+    let pool: *mut Pool = &mut h.pool;
+    // SAFETY: the shared parts come from `pool`; `sub` itself is ours to change.
+    unsafe {
+        copy_replacing(&mut sub, b"X-Client-IP", ours, &mut |size| {
+            (*pool).alloc(size)
+        })
+    }
+    .expect("allocation");
+    for j in 0..extra {
+        let e = h.elt(&format!("E{j}"), "e");
+        // SAFETY: sub's parts come from the pool; the slot is fresh.
+        unsafe {
+            let slot = h.pool.list_push(&mut sub).cast::<ngx_table_elt_t>();
+            ptr::write(slot, e);
+        }
+    }
+    let mut want: Vec<(String, String)> = (0..n)
+        .filter(|i| !spoofed.contains(i))
+        .map(|i| (format!("H{i}"), format!("v{i}")))
+        .collect();
+    want.push(("X-Client-IP".into(), "real".into()));
+    want.extend((0..extra).map(|j| (format!("E{j}"), "e".into())));
+    let ctx = format!("n={n} spoofed={spoofed:?} extra={extra}");
+    assert_eq!(walk(&h.pool, &sub), want, "{ctx}");
+    assert_eq!(h.walk(), parent, "the parent's list changed: {ctx}");
+}
+
+#[test]
+fn a_subrequest_gets_its_own_parts_and_the_parent_list_stays_as_it_was() {
+    for (n, spoofed) in [
+        (0, vec![]),
+        (1, vec![0]),
+        (5, vec![]),
+        (19, vec![3]),
+        (20, vec![19]),
+        (21, vec![0, 20]),
+        (60, vec![0, 19, 20, 39, 40, 59]),
+        (80, (0..80).step_by(3).collect()),
+    ] {
+        for extra in [0, 1, 25, 45] {
+            check_copy(n, &spoofed, extra);
+        }
+    }
+}
+
+#[test]
+fn a_failed_allocation_leaves_a_subrequest_list_as_it_was() {
+    let mut h = Headers::new();
+    for i in 0..45 {
+        h.push(if i == 30 { "X-Client-IP" } else { "H" }, "v");
+    }
+    let before = h.walk();
+    let mut sub = Box::new(*h.list);
+    let ours = h.elt("X-Client-IP", "real");
+    h.pool.fail_after = Some(0);
+    let pool: *mut Pool = &mut h.pool;
+    // SAFETY: as in check_copy.
+    let rc = unsafe {
+        copy_replacing(&mut sub, b"X-Client-IP", ours, &mut |size| {
+            (*pool).alloc(size)
+        })
+    };
+    assert_eq!(rc, Err(NoMemory));
+    h.pool.fail_after = None;
+    assert_eq!(walk(&h.pool, &sub), before);
+    assert_eq!(h.walk(), before);
 }
