@@ -1,8 +1,8 @@
 //! Memory safety and leaks of the module inside nginx, under a request mix that goes through
 //! every part of the request path: valid tokens (more of them than the cache holds, so it
 //! evicts), unknown, malformed and missing tokens, allowed and refused Origins, several Origin
-//! headers, a forged `X-Client-IP` replaced before proxying, a long `Cookie` header, `auth_request`
-//! subrequests (a subrequest's own copy of the header list), and WebSocket
+//! headers, a forged `X-Client-IP` replaced before proxying, a long `Cookie` header,
+//! `auth_request` subrequests (a subrequest's own copy of the header list), and WebSocket
 //! upgrades through to a mock WCS.
 //!
 //! These tests are `#[ignore]`d in the ordinary runs: `scripts/memory.sh`, a step of
