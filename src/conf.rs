@@ -24,6 +24,7 @@ use ngx::ngx_string;
 use wcs_token_auth_core::auth::Policy;
 use wcs_token_auth_core::cache::TokenCache;
 use wcs_token_auth_core::directive;
+use wcs_token_auth_core::header_name::same_cgi_name;
 use wcs_token_auth_core::origin::OriginPolicy;
 
 use crate::Module;
@@ -463,14 +464,15 @@ fn header_name(name: &[u8]) -> HeaderName {
     }
 }
 
-/// Is `name` one of the request headers nginx keeps a pointer to in `r->headers_in`?
+/// Is `name` one of the request headers nginx keeps a pointer to in `r->headers_in`, in any
+/// spelling the request path would remove as that header?
 fn nginx_parses_header(name: &[u8]) -> bool {
     // SAFETY: ngx_http_headers_in is nginx's static table, terminated by an entry with an
     // empty name.
     unsafe {
         let mut h = ptr::addr_of!(ngx_http_headers_in).cast::<ngx_http_header_t>();
         while (*h).name.len != 0 {
-            if (*h).name.as_bytes().eq_ignore_ascii_case(name) {
+            if same_cgi_name((*h).name.as_bytes(), name) {
                 return true;
             }
             h = h.add(1);

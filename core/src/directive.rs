@@ -1,6 +1,8 @@
 //! Every directive value's rule and, for a broken value, the reason `nginx -t` prints after
 //! `invalid value "V" in "NAME" directive, `. Times use nginx's own syntax.
 
+use crate::header_name::{cgi_name, same_cgi_name};
+
 /// Time units as nginx's `ngx_parse_time` knows them, largest first, in milliseconds.
 const UNITS: [(&[u8], u64); 8] = [
     (b"y", 365 * 86_400_000),
@@ -80,7 +82,10 @@ pub fn cookie_name(value: &[u8]) -> Result<&[u8], &'static str> {
 ///
 /// Refused: headers nginx keeps a pointer to in `r->headers_in` (`parsed_by_nginx` knows
 /// them; replacing one behind nginx's back would leave that pointer on an unlinked entry), and
-/// headers the access decision or the WebSocket handshake needs.
+/// headers the access decision or the WebSocket handshake needs. The request path removes
+/// every spelling that [`same_cgi_name`] matches, so both checks see the name that way:
+/// `parsed_by_nginx` gets it lower-cased with `_` written as `-` (`x-forwarded-for` for
+/// `X_Forwarded_For`).
 pub fn client_ip_header(
     value: &[u8],
     parsed_by_nginx: impl FnOnce(&[u8]) -> bool,
@@ -88,11 +93,16 @@ pub fn client_ip_header(
     match value {
         b"off" => Ok(None),
         v if !is_http_token(v) => Err("it must be a header name or \"off\""),
-        v if parsed_by_nginx(v) => Err("nginx itself parses this header"),
-        v if is_reserved_header(v) => {
-            Err("the access check or the WebSocket handshake needs this header")
+        v => {
+            let folded = cgi_name(v);
+            if parsed_by_nginx(&folded) {
+                Err("nginx itself parses this header")
+            } else if is_reserved_header(&folded) {
+                Err("the access check or the WebSocket handshake needs this header")
+            } else {
+                Ok(Some(v))
+            }
         }
-        v => Ok(Some(v)),
     }
 }
 
@@ -128,7 +138,7 @@ pub fn cache_size(value: &[u8]) -> Result<usize, &'static str> {
 }
 
 /// Headers the access decision or the WebSocket handshake depends on: the module must never
-/// replace them with the client address.
+/// replace them with the client address. `name` is as [`cgi_name`] writes it.
 fn is_reserved_header(name: &[u8]) -> bool {
     const RESERVED: [&[u8]; 9] = [
         b"host",
@@ -141,7 +151,7 @@ fn is_reserved_header(name: &[u8]) -> bool {
         b"sec-websocket-protocol",
         b"sec-websocket-extensions",
     ];
-    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
+    RESERVED.iter().any(|r| same_cgi_name(r, name))
 }
 
 fn is_http_token(value: &[u8]) -> bool {
@@ -210,9 +220,8 @@ mod tests {
 
     #[test]
     fn client_ip_header_rules_apply_in_order() {
-        let nginx = |v: &[u8]| {
-            v.eq_ignore_ascii_case(b"x-forwarded-for") || v.eq_ignore_ascii_case(b"host")
-        };
+        // Exact comparison: the name arrives folded, as nginx's table spells it in lower case.
+        let nginx = |v: &[u8]| v == b"x-forwarded-for" || v == b"host";
         assert_eq!(client_ip_header(b"off", nginx), Ok(None));
         assert_eq!(
             client_ip_header(b"X-Client-IP", nginx),
@@ -225,7 +234,13 @@ mod tests {
             );
         }
         // Host is both parsed by nginx and reserved: nginx's reason comes first.
-        for parsed in [&b"X-Forwarded-For"[..], b"Host"] {
+        for parsed in [
+            &b"X-Forwarded-For"[..],
+            b"Host",
+            b"X_Forwarded_For",
+            b"x_forwarded-FOR",
+            b"HOST",
+        ] {
             assert_eq!(
                 client_ip_header(parsed, nginx),
                 Err("nginx itself parses this header")
@@ -237,6 +252,10 @@ mod tests {
             b"Sec-WebSocket-Key",
             b"upgrade",
             b"connection",
+            b"Sec_WebSocket_Key",
+            b"sec-websocket_VERSION",
+            b"Sec_WebSocket_Protocol",
+            b"SEC_WEBSOCKET_EXTENSIONS",
         ] {
             assert_eq!(
                 client_ip_header(reserved, nginx),
@@ -247,6 +266,14 @@ mod tests {
             client_ip_header(b"X-Origin", nginx),
             Ok(Some(&b"X-Origin"[..]))
         );
+        // Kept as written: the request path matches every spelling of it.
+        assert_eq!(
+            client_ip_header(b"X_Client_IP", nginx),
+            Ok(Some(&b"X_Client_IP"[..]))
+        );
+        for near in [&b"X-Forwarded-Fo"[..], b"XForwarded-For", b"X.Forwarded.For"] {
+            assert_eq!(client_ip_header(near, nginx), Ok(Some(near)));
+        }
     }
 
     #[test]

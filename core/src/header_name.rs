@@ -10,6 +10,12 @@ pub fn same_cgi_name(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
 }
 
+/// `name` as [`same_cgi_name`] compares it: lower case, `_` written as `-`. For configuration
+/// checks, which compare against names spelled with `-`.
+pub fn cgi_name(name: &[u8]) -> Vec<u8> {
+    name.iter().map(|&b| fold(b)).collect()
+}
+
 fn fold(b: u8) -> u8 {
     if b == b'_' {
         b'-'
@@ -43,6 +49,8 @@ mod tests {
             assert!(!same_cgi_name(name.as_bytes(), b"X-Client-IP"), "{name}");
         }
         assert!(same_cgi_name(b"", b""));
+        assert_eq!(cgi_name(b"X_Forwarded-FOR"), b"x-forwarded-for");
+        assert_eq!(cgi_name(b"\xc0_A"), b"\xc0-a");
         assert!(
             !same_cgi_name(b"\xc0-a", b"\xe0-a"),
             "only ASCII letters fold"

@@ -8,9 +8,10 @@
 //! seconds last) parses to its exact sum, and any other order is refused; an accepted time has
 //! only digits and unit letters; `max_age` is `time / 1000` and refuses `ms`; an accepted cache
 //! size is 1..=MAX_CACHE_SIZE written in decimal; an accepted name is a non-empty RFC 7230
-//! token; a header's verdict ignores letter case; two header names are the same CGI name
-//! exactly when they are equal once lower-cased with `_` read as `-`; the origin list is `any` alone,
-//! or every argument parsed as an entry, or the first bad argument with its reason.
+//! token; a header's verdict ignores letter case and `_` against `-`, and no spelling of a
+//! header nginx parses or the check needs is accepted; two header names are the same CGI name
+//! exactly when they are equal once lower-cased with `_` read as `-`; the origin list is `any`
+//! alone, or every argument parsed as an entry, or the first bad argument with its reason.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
@@ -103,11 +104,29 @@ fuzz_target!(|data: &[u8]| {
     let token = !data.is_empty() && data.iter().all(|&b| is_tchar(b));
     assert_eq!(directive::cookie_name(data).is_ok(), token);
 
-    // A header's verdict ignores letter case; only "off" means off; what is kept is the name.
-    let why = |v: &[u8]| directive::client_ip_header(v, |_| false).err();
+    // A header's verdict ignores letter case and `_` against `-`; no spelling of a header
+    // nginx parses (modelled by one, compared exactly) or one the check needs gets through;
+    // only "off" means off; what is kept is the name.
+    let nginx = |v: &[u8]| v == b"x-forwarded-for";
+    let why = |v: &[u8]| directive::client_ip_header(v, nginx).err();
+    let dashed: Vec<u8> = data
+        .iter()
+        .map(|&c| if c == b'_' { b'-' } else { c })
+        .collect();
+    let underscored: Vec<u8> = data
+        .iter()
+        .map(|&c| if c == b'-' { b'_' } else { c })
+        .collect();
     assert_eq!(why(data), why(&data.to_ascii_uppercase()));
     assert_eq!(why(data), why(&data.to_ascii_lowercase()));
-    match directive::client_ip_header(data, |_| false) {
+    assert_eq!(why(data), why(&dashed));
+    assert_eq!(why(data), why(&underscored));
+    for protected in [&b"X-Forwarded-For"[..], b"Cookie", b"Sec-WebSocket-Key"] {
+        if same_cgi_name(data, protected) {
+            assert!(why(data).is_some(), "{:?}", String::from_utf8_lossy(data));
+        }
+    }
+    match directive::client_ip_header(data, nginx) {
         Ok(None) => assert_eq!(data, b"off"),
         Ok(Some(name)) => assert!(token && name == data),
         Err(_) => {}

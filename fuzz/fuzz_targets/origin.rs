@@ -11,8 +11,8 @@
 //! boundary with at least one label in front); in particular `https://*.example.com` only
 //! matches hosts ending in `.example.com` at a label boundary; a same-origin match means the
 //! same host (a trailing dot aside) and port as the authority, and the answer is the same
-//! whether the name is given as sent or lower-cased as nginx gives it; the policy refuses what does not parse, several Origin
-//! headers and, when required, a missing one.
+//! whether the name is given as sent or lower-cased as nginx gives it; the policy refuses
+//! what does not parse, several Origin headers and, when required, a missing one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

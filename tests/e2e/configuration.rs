@@ -148,6 +148,29 @@ fn bad_values_fail_nginx_t_naming_the_directive_and_the_value() {
             "wcs_token_auth_client_ip_header X-Forwarded-For;",
             &["invalid value \"X-Forwarded-For\"", "nginx itself parses"],
         ),
+        // The request path removes `_` spellings too, so nginx -t refuses them alike.
+        (
+            "",
+            "wcs_token_auth_client_ip_header X_Forwarded_For;",
+            &[
+                "invalid value \"X_Forwarded_For\"",
+                "\"wcs_token_auth_client_ip_header\"",
+                "nginx itself parses",
+            ],
+        ),
+        (
+            "",
+            "wcs_token_auth_client_ip_header content_LENGTH;",
+            &["invalid value \"content_LENGTH\"", "nginx itself parses"],
+        ),
+        (
+            "",
+            "wcs_token_auth_client_ip_header Sec_WebSocket_Key;",
+            &[
+                "invalid value \"Sec_WebSocket_Key\"",
+                "WebSocket handshake needs",
+            ],
+        ),
         (
             "",
             "wcs_token_auth_client_ip_header \"X Client\";",
