@@ -2,7 +2,9 @@
 
 use core::slice;
 
-use ngx::ffi::{ngx_http_request_t, ngx_list_part_t, ngx_list_t, ngx_table_elt_t};
+use ngx::ffi::{
+    ngx_http_request_t, ngx_list_part_t, ngx_list_t, ngx_table_elt_t, NGX_HTTP_VERSION_20,
+};
 use wcs_token_auth_core::auth::RequestHeaders;
 use wcs_token_auth_core::origin::{OriginHeader, ServedHost};
 
@@ -42,7 +44,15 @@ unsafe fn served_host(r: &ngx_http_request_t) -> Option<ServedHost<'_>> {
         return None; // HTTP/1.0 without Host, HTTP/0.9: the client named no host
     }
     let (start, end) = (r.host_start as usize, r.host_end as usize);
-    let authority = if start != 0 && start <= end {
+    let from_line_or_pseudo = if start == 0 || start > end {
+        None
+    } else if r.http_version >= NGX_HTTP_VERSION_20 as usize {
+        // HTTP/2 and /3: host_start..host_end is the whole `:authority` value.
+        // SAFETY: for these versions nginx points both at one pseudo-header value it decoded
+        // into the stream's pool (HTTP/2: h2c->state.pool kept as stream->pool; HTTP/3: the
+        // stream connection's pool), which nginx frees only after the request.
+        Some(unsafe { slice::from_raw_parts(r.host_start, end - start) })
+    } else {
         let line = r.request_line.as_bytes();
         let line_start = line.as_ptr() as usize;
         match (start.checked_sub(line_start), end.checked_sub(line_start)) {
@@ -55,16 +65,16 @@ unsafe fn served_host(r: &ngx_http_request_t) -> Option<ServedHost<'_>> {
                     }
                     _ => 0,
                 };
-                line.get(from..to + port).unwrap_or_default()
+                line.get(from..to + port)
             }
-            // HTTP/2 (and /3): host_start..host_end is the whole `:authority` value.
-            // SAFETY: outside the request line, nginx points both at one pseudo-header value
-            // in the request's pool, which lives as long as the request.
-            _ => unsafe { slice::from_raw_parts(r.host_start, end - start) },
+            // Not in the line: nginx sets it nowhere else for HTTP/1, so do not read it.
+            _ => None,
         }
-    } else {
+    };
+    let authority = match from_line_or_pseudo {
+        Some(authority) => authority,
         // SAFETY: headers_in.host is NULL or points to an element of the request's list.
-        unsafe { r.headers_in.host.as_ref() }.map_or(&[][..], |h| h.value.as_bytes())
+        None => unsafe { r.headers_in.host.as_ref() }.map_or(&[][..], |h| h.value.as_bytes()),
     };
     Some(ServedHost { name, authority })
 }

@@ -271,7 +271,11 @@ mod tests {
             client_ip_header(b"X_Client_IP", nginx),
             Ok(Some(&b"X_Client_IP"[..]))
         );
-        for near in [&b"X-Forwarded-Fo"[..], b"XForwarded-For", b"X.Forwarded.For"] {
+        for near in [
+            &b"X-Forwarded-Fo"[..],
+            b"XForwarded-For",
+            b"X.Forwarded.For",
+        ] {
             assert_eq!(client_ip_header(near, nginx), Ok(Some(near)));
         }
     }
