@@ -43,7 +43,7 @@ fn valid_configuration_passes_nginx_t() {
 
 #[test]
 fn bad_values_fail_nginx_t_naming_the_directive_and_the_value() {
-    let cases: [(&str, &str, &[&str]); 20] = [
+    let cases: [(&str, &str, &[&str]); 23] = [
         (
             "",
             "wcs_token_auth_cookie \"\";",
