@@ -273,6 +273,12 @@ fn randomised_layouts() {
         let rounds = 1 + next(3) as usize;
         let extra = next(45) as usize;
         check(n, &spoofed, rounds, extra);
+        // A subrequest's copy, of a parent list as the client sent it or as the main
+        // request's replacement left it.
+        let parent_rounds = next(3) as usize;
+        let parent_extra = next(25) as usize;
+        let extra = next(45) as usize;
+        check_copy(n, &spoofed, parent_rounds, parent_extra, extra);
     }
 }
 
@@ -354,8 +360,17 @@ fn replacing_again_with_the_same_entry_changes_and_allocates_nothing() {
 }
 
 /// A subrequest's list: nginx copies the parent's `ngx_list_t` by value, so both share the
-/// parts (and, for a one-part list, `last` still points into the parent's struct).
-fn check_copy(n: usize, spoofed: &[usize], extra: usize) {
+/// parts (and, for a one-part list, `last` still points into the parent's struct). The parent
+/// may have been through `replace_all` `parent_rounds` times (parts split, starts advanced,
+/// spare capacity cut), then had `parent_extra` more headers pushed, before the copy: the
+/// state an `auth_request`, `mirror` or SSI subrequest of a protected main request sees.
+fn check_copy(
+    n: usize,
+    spoofed: &[usize],
+    parent_rounds: usize,
+    parent_extra: usize,
+    extra: usize,
+) {
     let mut h = Headers::new();
     let names = ["X-Client-IP", "x_client_ip", "X-CLIENT_IP"];
     for i in 0..n {
@@ -364,6 +379,12 @@ fn check_copy(n: usize, spoofed: &[usize], extra: usize) {
         } else {
             h.push(&format!("H{i}"), &format!("v{i}"));
         }
+    }
+    for r in 0..parent_rounds {
+        h.replace(&format!("main{r}")).expect("allocation");
+    }
+    for j in 0..parent_extra {
+        h.push(&format!("P{j}"), "p");
     }
     let parent = h.walk();
     let mut sub = Box::new(*h.list);
@@ -388,9 +409,13 @@ fn check_copy(n: usize, spoofed: &[usize], extra: usize) {
         .filter(|i| !spoofed.contains(i))
         .map(|i| (format!("H{i}"), format!("v{i}")))
         .collect();
+    want.extend((0..parent_extra).map(|j| (format!("P{j}"), "p".into())));
     want.push(("X-Client-IP".into(), "real".into()));
     want.extend((0..extra).map(|j| (format!("E{j}"), "e".into())));
-    let ctx = format!("n={n} spoofed={spoofed:?} extra={extra}");
+    let ctx = format!(
+        "n={n} spoofed={spoofed:?} parent_rounds={parent_rounds} \
+         parent_extra={parent_extra} extra={extra}"
+    );
     assert_eq!(walk(&h.pool, &sub), want, "{ctx}");
     assert_eq!(h.walk(), parent, "the parent's list changed: {ctx}");
 }
@@ -408,7 +433,9 @@ fn a_subrequest_gets_its_own_parts_and_the_parent_list_stays_as_it_was() {
         (80, (0..80).step_by(3).collect()),
     ] {
         for extra in [0, 1, 25, 45] {
-            check_copy(n, &spoofed, extra);
+            check_copy(n, &spoofed, 0, 0, extra);
+            check_copy(n, &spoofed, 1, 0, extra);
+            check_copy(n, &spoofed, 2, 21, extra);
         }
     }
 }
