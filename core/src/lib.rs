@@ -11,5 +11,6 @@ pub mod cookie;
 pub mod directive;
 pub mod expiry;
 pub mod origin;
+pub mod session;
 pub mod store;
 pub mod token;
