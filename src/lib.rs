@@ -39,6 +39,7 @@ mod conf;
 mod handler;
 mod header_list;
 mod headers;
+mod session;
 mod variables;
 
 pub(crate) struct Module;

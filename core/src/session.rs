@@ -140,7 +140,9 @@ pub struct Round {
 /// The first point of the `interval_ms` grid after `now_ms`.
 fn next_grid_point(now_ms: u64, interval_ms: u64) -> u64 {
     let interval = interval_ms.max(1);
-    (now_ms / interval).saturating_add(1).saturating_mul(interval)
+    (now_ms / interval)
+        .saturating_add(1)
+        .saturating_mul(interval)
 }
 
 impl<H: Copy> Registry<H> {
@@ -212,7 +214,10 @@ impl<H: Copy> Registry<H> {
         };
         let mut rest = due.as_slice();
         while let Some(&(dir, _)) = rest.first() {
-            let split = rest.iter().position(|&(d, _)| d != dir).unwrap_or(rest.len());
+            let split = rest
+                .iter()
+                .position(|&(d, _)| d != dir)
+                .unwrap_or(rest.len());
             let (group, tail) = rest.split_at(split);
             rest = tail;
             self.check_dir(dir, group, unix_secs, store, &mut round);
@@ -307,7 +312,10 @@ mod tests {
     }
 
     fn now_unix() -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     /// Counts calls and answers from a map: (dir, token) -> mtime; a missing dir is ENOENT.
@@ -358,7 +366,8 @@ mod tests {
     #[test]
     fn each_distinct_token_is_looked_up_once_per_round() {
         let mut store = Fake::default();
-        let tokens: Map<Vec<u8>, i64> = (0..10).map(|i| (format!("t{i}").into_bytes(), 0)).collect();
+        let tokens: Map<Vec<u8>, i64> =
+            (0..10).map(|i| (format!("t{i}").into_bytes(), 0)).collect();
         store.dirs.insert(b"/a".to_vec(), Ok(tokens.clone()));
         store.dirs.insert(b"/b".to_vec(), Ok(tokens));
         let mut reg = Registry::new();
@@ -440,7 +449,9 @@ mod tests {
         assert_eq!(Ending::Revoked.status().as_str(), "session_revoked");
         assert_eq!(Ending::DirMissing.status().as_str(), "session_revoked");
         assert_eq!(Ending::Expired.status().as_str(), "session_expired");
-        assert!(Ending::DirMissing.message().ends_with("token directory missing"));
+        assert!(Ending::DirMissing
+            .message()
+            .ends_with("token directory missing"));
     }
 
     #[test]
@@ -469,7 +480,11 @@ mod tests {
         let close: Map<_, _> = r.close.into_iter().collect();
         assert_eq!(close.len(), 2);
         assert_eq!(close.get(&drop), Some(&Ending::Revoked));
-        assert_eq!(close.get(&link), Some(&Ending::Revoked), "symlinks never count");
+        assert_eq!(
+            close.get(&link),
+            Some(&Ending::Revoked),
+            "symlinks never count"
+        );
         reg.untrack(drop);
         reg.untrack(link);
 

@@ -13,6 +13,7 @@ mod header_list;
 mod hostile_requests;
 mod memory;
 mod origin;
+mod sessions;
 mod shared_token_store;
 mod token_auth;
 mod token_cli;

@@ -17,6 +17,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
 pub mod eio_fs;
+pub mod sessions;
 pub mod traffic;
 
 /// The nginx binary under test: `$WCS_NGINX`, else the one this module was built against.

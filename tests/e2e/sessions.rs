@@ -1,0 +1,234 @@
+//! `wcs_token_auth_session_check`: open WebSockets whose token stops being valid are closed,
+//! within the interval plus 100 ms, and only those.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::common::sessions::*;
+use crate::common::*;
+
+/// The bound the manual promises beyond the interval.
+const SLACK: Duration = Duration::from_millis(100);
+
+fn start(mock: &MockWcs, interval: &str, extra: &str) -> Nginx {
+    Nginx::start("", &checked_location(&mock.url(), interval, extra))
+}
+
+fn open(nginx: &Nginx, token: &str) -> Ws {
+    let (k, v) = cookie(token);
+    nginx.ws("/wss", &[(k, &v)]).expect("upgrade")
+}
+
+#[test]
+fn revoking_a_token_closes_its_sessions_within_the_bound_and_spares_the_others() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "1s", "");
+    nginx.prefix.add_token("doomed");
+    nginx.prefix.add_token("kept");
+    let mut doomed = [open(&nginx, "doomed"), open(&nginx, "doomed")];
+    let mut kept = open(&nginx, "kept");
+    for ws in &mut doomed {
+        assert!(echoes(ws, "before"));
+    }
+    assert!(echoes(&mut kept, "before"));
+    assert_eq!(established_to(mock.port()), 3, "three upstream connections");
+
+    nginx.prefix.remove_token("doomed");
+    let t = Instant::now();
+    for ws in &mut doomed {
+        let closed = wait_closed(ws, Duration::from_secs(3)).map(|_| t.elapsed());
+        let closed = closed.expect("the revoked session is closed");
+        assert!(closed <= Duration::from_secs(1) + SLACK, "{closed:?}");
+    }
+    assert!(
+        echoes(&mut kept, "after"),
+        "the valid session keeps echoing"
+    );
+    sleep(Duration::from_millis(200));
+    assert_eq!(
+        established_to(mock.port()),
+        1,
+        "their upstream sockets closed"
+    );
+
+    let log = nginx.prefix.error_log();
+    assert_eq!(
+        count_lines(&log, "wcs_token_auth: closed session: token revoked"),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("doomed"), "the token is never logged:\n{log}");
+    assert!(!log.contains("[alert]"), "{log}");
+    let lines = nginx.access_lines(2);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(" 101 status=session_revoked"))
+            .count(),
+        2,
+        "{lines:?}"
+    );
+    kept.close(None).unwrap();
+    drop(kept);
+    let lines = nginx.access_lines(3);
+    assert!(lines[2].contains(" 101 status=allowed"), "{lines:?}");
+    nginx.assert_no_crash();
+}
+
+#[test]
+fn max_age_expires_a_session_unless_its_file_is_touched() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "500ms", "wcs_token_auth_max_age 3s;");
+    nginx.prefix.add_token("leased");
+    nginx.prefix.add_token("renewed");
+    let mut leased = open(&nginx, "leased");
+    let mut renewed = open(&nginx, "renewed");
+    let touch = |token: &str| {
+        let f = fs::File::options()
+            .write(true)
+            .open(nginx.prefix.tokens().join(token))
+            .unwrap();
+        f.set_modified(SystemTime::now()).unwrap();
+    };
+    let start = Instant::now();
+    // The lease ends when the file is 3 s old, i.e. at 4 s at the latest (whole seconds).
+    while start.elapsed() < Duration::from_secs(6) {
+        touch("renewed");
+        assert!(echoes(&mut renewed, "tick"), "a renewed lease stays open");
+        sleep(Duration::from_millis(300));
+    }
+    let closed = wait_closed(&mut leased, Duration::from_millis(1));
+    assert!(closed.is_some(), "the untouched lease ended");
+    let log = nginx.prefix.error_log();
+    assert_eq!(
+        count_lines(&log, "closed session: token expired"),
+        1,
+        "{log}"
+    );
+    let lines = nginx.access_lines(1);
+    assert!(
+        lines[0].contains(" 101 status=session_expired"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_removed_directory_closes_every_session_of_it() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "500ms", "");
+    nginx.prefix.add_token("a");
+    nginx.prefix.add_token("b");
+    let mut ws = [open(&nginx, "a"), open(&nginx, "b")];
+    let moved = nginx.prefix.path().join("tokens.old");
+    fs::rename(nginx.prefix.tokens(), &moved).unwrap();
+    for w in &mut ws {
+        let closed = wait_closed(w, Duration::from_secs(2));
+        assert!(closed.is_some_and(|d| d <= Duration::from_millis(500) + SLACK));
+    }
+    let log = nginx.prefix.error_log();
+    assert_eq!(
+        count_lines(&log, "closed session: token directory missing"),
+        2,
+        "{log}"
+    );
+    let lines = nginx.access_lines(2);
+    assert!(
+        lines.iter().all(|l| l.contains("status=session_revoked")),
+        "{lines:?}"
+    );
+    fs::rename(&moved, nginx.prefix.tokens()).unwrap();
+}
+
+#[test]
+fn an_unreadable_directory_keeps_every_session_with_one_crit_line_per_round() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "500ms", "");
+    nginx.prefix.add_token("a");
+    nginx.prefix.add_token("b");
+    let mut ws = [open(&nginx, "a"), open(&nginx, "a"), open(&nginx, "b")];
+    let tokens = nginx.prefix.tokens();
+    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o000)).unwrap();
+    sleep(Duration::from_millis(2600));
+    let log = nginx.prefix.error_log();
+    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o755)).unwrap();
+    for w in &mut ws {
+        assert!(echoes(w, "still here"), "kept while unreadable");
+    }
+    let crit = count_lines(&log, "[crit]");
+    let kept = count_lines(&log, "cannot read token directory");
+    assert_eq!(crit, kept, "{log}");
+    // 2.6 s at 500 ms: five or six rounds, one line each, however many sessions.
+    assert!((5..=6).contains(&kept), "{kept} lines:\n{log}");
+    assert!(!log.contains("closed session"), "{log}");
+    assert!(nginx.prefix.access_log().is_empty());
+}
+
+#[test]
+fn off_and_the_default_never_close_an_open_session() {
+    let mock = MockWcs::start(false).unwrap();
+    for extra in ["wcs_token_auth_session_check off;", ""] {
+        let nginx = Nginx::start("", &wss_location(&mock.url(), extra));
+        nginx.prefix.add_token("t");
+        let mut ws = open(&nginx, "t");
+        nginx.prefix.remove_token("t");
+        assert_eq!(wait_closed(&mut ws, Duration::from_millis(1500)), None);
+        assert!(echoes(&mut ws, "still here"));
+        assert!(!nginx.prefix.error_log().contains("closed session"));
+    }
+}
+
+#[test]
+fn a_grant_without_a_token_is_not_tracked() {
+    let mock = MockWcs::start(false).unwrap();
+    let extra = "satisfy any; allow 127.0.0.1; deny all;";
+    let nginx = start(&mock, "300ms", extra);
+    let mut ws = nginx.ws("/wss", &[]).expect("allowed by address");
+    assert_eq!(wait_closed(&mut ws, Duration::from_millis(1000)), None);
+    assert!(echoes(&mut ws, "still here"));
+}
+
+#[test]
+fn old_workers_keep_checking_after_a_reload_and_exit_once_their_sessions_end() {
+    let mock = MockWcs::start(false).unwrap();
+    let server = checked_location(&mock.url(), "500ms", "");
+    let mut nginx = Nginx::start("", &server);
+    nginx.prefix.add_token("doomed");
+    nginx.prefix.add_token("kept");
+    let mut doomed = open(&nginx, "doomed");
+    let mut kept = open(&nginx, "kept");
+    let old = nginx.worker_pids();
+    nginx.reload("", &server);
+    assert!(
+        old.iter().all(|p| nginx.worker_pids().contains(p)),
+        "old worker serves on"
+    );
+
+    nginx.prefix.remove_token("doomed");
+    let closed = wait_closed(&mut doomed, Duration::from_secs(2));
+    assert!(
+        closed.is_some_and(|d| d <= Duration::from_millis(500) + SLACK),
+        "{closed:?}"
+    );
+    assert!(echoes(&mut kept, "in the old worker"));
+    assert!(
+        old.iter().all(|p| nginx.worker_pids().contains(p)),
+        "kept session keeps it"
+    );
+
+    kept.close(None).unwrap();
+    drop(kept);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while old.iter().any(|p| nginx.worker_pids().contains(p)) {
+        assert!(Instant::now() < deadline, "the old worker did not exit");
+        sleep(Duration::from_millis(20));
+    }
+    let log = nginx.prefix.error_log();
+    assert_eq!(
+        count_lines(&log, "closed session: token revoked"),
+        1,
+        "{log}"
+    );
+    nginx.assert_no_crash();
+}
