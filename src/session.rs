@@ -146,8 +146,8 @@ fn disarm() {
 unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
     ARMED.set(None);
     let now = now_ms();
-    // SAFETY: ngx_cached_time always points to a valid slot of this worker.
     #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
+    // SAFETY: ngx_cached_time always points to a valid slot of this worker.
     let unix_secs = unsafe { (*ngx::ffi::ngx_cached_time).sec as i64 };
     let Some(round) = with_sessions(|s| s.round(now, unix_secs, &mut FreshStore)) else {
         return;

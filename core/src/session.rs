@@ -267,11 +267,11 @@ impl<H: Copy> Registry<H> {
                     let m = match store.lookup(&handle, &s.token) {
                         Ok(Lookup::Found { mtime }) => Some(mtime),
                         Ok(Lookup::NotFound) => None,
-                        Err(e) => {
+                        Err(DirError::Missing(error) | DirError::Failed(error)) => {
                             // The directory turned unreadable under us: keep them all.
                             round.unreadable.push(Unreadable {
                                 dir: path.clone(),
-                                error: e.io_error().kind().into(),
+                                error,
                             });
                             return;
                         }
@@ -318,10 +318,13 @@ mod tests {
             .as_secs() as i64
     }
 
+    /// A directory's files and their mtimes, or the errno opening it fails with.
+    type FakeDir = Result<Map<Vec<u8>, i64>, i32>;
+
     /// Counts calls and answers from a map: (dir, token) -> mtime; a missing dir is ENOENT.
     #[derive(Default)]
     struct Fake {
-        dirs: Map<Vec<u8>, Result<Map<Vec<u8>, i64>, i32>>,
+        dirs: Map<Vec<u8>, FakeDir>,
         opens: usize,
         lookups: usize,
     }
