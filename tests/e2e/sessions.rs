@@ -232,3 +232,135 @@ fn old_workers_keep_checking_after_a_reload_and_exit_once_their_sessions_end() {
     );
     nginx.assert_no_crash();
 }
+
+/// nginx as one process under valgrind memcheck (scripts/memory.sh points
+/// `WCS_MEMCHECK_NGINX` at an nginx built with NGX_DEBUG_PALLOC): `n` rounds of sessions
+/// closed by their client, by the module on revoke, and long static responses closed on
+/// revoke. Returns (memory errors, bytes definitely lost).
+fn memcheck_sessions(n: usize) -> (u64, u64) {
+    use std::process::{Command, Stdio};
+    let mock = MockWcs::start(false).unwrap();
+    let prefix = Prefix::new();
+    // Larger than any socket buffer: the response stays in progress while the client waits.
+    fs::write(prefix.path().join("html/big"), vec![b'x'; 64 << 20]).unwrap();
+    let port = free_port();
+    let server = format!(
+        "{}
+        location = /big {{
+            wcs_token_auth tokens;
+            wcs_token_auth_session_check 200ms;
+            root html;
+        }}",
+        checked_location(&mock.url(), "200ms", "")
+    );
+    let conf = prefix.write_conf(port, "", &server);
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(
+        &conf,
+        text.replacen("daemon off;", "daemon off;\nmaster_process off;", 1),
+    )
+    .unwrap();
+    let vlog = prefix.path().join("logs/valgrind.log");
+    let nginx = std::env::var_os("WCS_MEMCHECK_NGINX").map_or_else(nginx_bin, Into::into);
+    let mut child = Command::new("valgrind")
+        .args([
+            "--tool=memcheck",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=none",
+        ])
+        .args(["--num-callers=30", "--keep-debuginfo=yes"])
+        .arg(format!("--log-file={}", vlog.display()))
+        .arg(nginx)
+        .arg("-p")
+        .arg(prefix.path())
+        .arg("-e")
+        .arg(prefix.path().join("logs/error.log"))
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn valgrind");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        sleep(Duration::from_millis(50));
+    }
+    let slow = Duration::from_secs(20); // nginx under valgrind is slow
+    for i in 0..n {
+        let (kept, doomed) = (format!("kept{i}"), format!("doomed{i}"));
+        prefix.add_token(&kept);
+        prefix.add_token(&doomed);
+        let (k, v) = cookie(&kept);
+        let mut by_client = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
+        let (k, v) = cookie(&doomed);
+        let mut by_module = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
+        let mut download = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(
+            &mut download,
+            format!("GET /big HTTP/1.1\r\nHost: x\r\nCookie: AUTH={doomed}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        assert!(echoes(&mut by_client, "a"));
+        assert!(echoes(&mut by_module, "b"));
+        prefix.remove_token(&doomed);
+        assert!(
+            wait_closed(&mut by_module, slow).is_some(),
+            "closed on revoke"
+        );
+        by_client.close(None).unwrap();
+        let _ = wait_closed(&mut by_client, slow);
+        let mut sink = Vec::new();
+        download.set_read_timeout(Some(slow)).unwrap();
+        let _ = std::io::Read::read_to_end(&mut download, &mut sink);
+        assert!(sink.len() < 64 << 20, "the download was cut short");
+        prefix.remove_token(&kept);
+    }
+    sleep(Duration::from_secs(1));
+    // SAFETY: kill with our child's pid and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+    let _ = child.wait();
+    let log = prefix.error_log();
+    assert!(
+        !log.contains("[alert]") && !log.contains("exited on signal"),
+        "{log}"
+    );
+    assert_eq!(
+        count_lines(&log, "closed session: token revoked"),
+        2 * n,
+        "{log}"
+    );
+    let report = fs::read_to_string(&vlog).unwrap();
+    let after = |label: &str| -> u64 {
+        report.rfind(label).map_or(0, |at| {
+            let rest = report[at + label.len()..].trim_start();
+            let num: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',')
+                .collect();
+            num.replace(',', "").parse().unwrap_or(0)
+        })
+    };
+    assert!(report.contains("ERROR SUMMARY:"), "{report}");
+    let (errors, lost) = (after("ERROR SUMMARY:"), after("definitely lost:"));
+    eprintln!("memcheck, {n} rounds of sessions: {errors} errors, {lost} B definitely lost");
+    if errors > 0 {
+        eprintln!("{report}");
+    }
+    (errors, lost)
+}
+
+#[test]
+#[ignore = "slow: run by scripts/memory.sh"]
+fn memcheck_sessions_closed_by_the_module_and_by_clients() {
+    let (short, long) = if crate::common::traffic::long_run() {
+        (20, 100)
+    } else {
+        (5, 20)
+    };
+    let (e1, lost1) = memcheck_sessions(short);
+    let (e2, lost2) = memcheck_sessions(long);
+    assert_eq!((e1, e2), (0, 0), "valgrind found memory errors");
+    assert_eq!(lost1, lost2, "definitely lost grows with sessions");
+}
