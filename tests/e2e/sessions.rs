@@ -60,6 +60,15 @@ fn revoking_a_token_closes_its_sessions_within_the_bound_and_spares_the_others()
         "{log}"
     );
     assert!(!log.contains("doomed"), "the token is never logged:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("closed session"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("[error]") && line.contains("client: 127.0.0.1"),
+        "{line}"
+    );
+    eprintln!("{line}");
     assert!(!log.contains("[alert]"), "{log}");
     let lines = nginx.access_lines(2);
     assert_eq!(
@@ -363,4 +372,138 @@ fn memcheck_sessions_closed_by_the_module_and_by_clients() {
     let (e2, lost2) = memcheck_sessions(long);
     assert_eq!((e1, e2), (0, 0), "valgrind found memory errors");
     assert_eq!(lost1, lost2, "definitely lost grows with sessions");
+}
+
+/// Starts nginx with room for `connections` connections per worker (the harness's default is
+/// 512): the configuration is edited and reloaded in place.
+fn start_big(mock: &MockWcs, interval: &str, connections: usize) -> Nginx {
+    let mut nginx = start(mock, interval, "");
+    let conf = nginx.prefix.path().join("conf/nginx.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    let events = format!("worker_connections {connections};");
+    fs::write(&conf, text.replace("worker_connections 512;", &events)).unwrap();
+    let before = nginx.worker_pids();
+    nginx.send_reload();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nginx.worker_pids().iter().all(|p| before.contains(p)) {
+        assert!(Instant::now() < deadline, "no new worker");
+        sleep(Duration::from_millis(20));
+    }
+    // Let the old worker leave before the test counts anything.
+    while nginx.worker_pids().len() > 1 {
+        assert!(Instant::now() < deadline, "the old worker stays");
+        sleep(Duration::from_millis(20));
+    }
+    nginx
+}
+
+#[test]
+fn of_a_thousand_sessions_exactly_the_five_hundred_revoked_are_closed() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start_big(&mock, "1s", 2500);
+    // 250 tokens, 4 sessions each; the first 125 tokens are revoked.
+    let token = |i: usize| format!("tok{i:03}");
+    for t in 0..250 {
+        nginx.prefix.add_token(&token(t));
+    }
+    let mut sessions: Vec<(usize, Ws)> = (0..1000)
+        .map(|i| (i % 250, open(&nginx, &token(i % 250))))
+        .collect();
+    assert_eq!(established_to(mock.port()), 1000);
+    let t = Instant::now();
+    for tok in 0..125 {
+        nginx.prefix.remove_token(&token(tok));
+    }
+    // Removing 125 files takes a few ms; the bound is counted from the last one.
+    let removed = t.elapsed();
+    sleep((Duration::from_secs(1) + SLACK).saturating_sub(t.elapsed()) + removed);
+    let mut closed_revoked = 0;
+    for (tok, ws) in &mut sessions {
+        let closed = wait_closed(ws, Duration::from_millis(1)).is_some();
+        if *tok < 125 {
+            assert!(
+                closed,
+                "a session of a revoked token is open after the bound"
+            );
+            closed_revoked += 1;
+        } else {
+            assert!(!closed, "a session of a valid token was closed");
+        }
+    }
+    assert_eq!(closed_revoked, 500);
+    for (tok, ws) in &mut sessions {
+        if *tok >= 125 {
+            assert!(echoes(ws, "kept"), "a valid session stopped echoing");
+        }
+    }
+    assert_eq!(
+        established_to(mock.port()),
+        500,
+        "their upstream sockets closed"
+    );
+    let log = nginx.prefix.error_log();
+    assert_eq!(count_lines(&log, "closed session: token revoked"), 500);
+    assert_eq!(
+        count_lines(&nginx.prefix.access_log(), "status=session_revoked"),
+        500
+    );
+    nginx.assert_no_crash();
+}
+
+/// The close latency: 200 sessions, each with its own token, removed at times spread over
+/// three intervals; how long after its removal each one sees its socket closed.
+#[test]
+fn close_latency_distribution_stays_within_the_interval_plus_100ms() {
+    use std::sync::mpsc;
+    const N: usize = 200;
+    let interval = Duration::from_secs(1);
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start_big(&mock, "1s", 1000);
+    let token = |i: usize| format!("lat{i:03}");
+    let (tx, rx) = mpsc::channel();
+    let mut readers = Vec::new();
+    for i in 0..N {
+        nginx.prefix.add_token(&token(i));
+        let mut ws = open(&nginx, &token(i));
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            let closed = wait_closed(&mut ws, Duration::from_secs(10));
+            let _ = tx.send((i, closed.map(|_| Instant::now())));
+        }));
+    }
+    let start = Instant::now();
+    let mut removed_at = vec![start; N];
+    for (i, at) in removed_at.iter_mut().enumerate() {
+        // Spread over 3 s with an odd step, so removals fall at every phase of the grid.
+        let due = start + Duration::from_micros(i as u64 * 15_013);
+        sleep(due.saturating_duration_since(Instant::now()));
+        nginx.prefix.remove_token(&token(i));
+        *at = Instant::now();
+    }
+    drop(tx);
+    let mut latencies: Vec<Duration> = Vec::new();
+    for (i, closed) in rx {
+        let closed = closed.unwrap_or_else(|| panic!("session {i} was not closed"));
+        latencies.push(closed.saturating_duration_since(removed_at[i]));
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100].as_millis();
+    crate::common::traffic::report(&format!(
+        "session close latency, session_check 1s, {N} samples: min {} ms, p50 {} ms, p90 {} ms, \
+         p99 {} ms, max {} ms",
+        latencies[0].as_millis(),
+        pct(50),
+        pct(90),
+        pct(99),
+        pct(100)
+    ));
+    assert_eq!(latencies.len(), N);
+    assert!(
+        latencies[N - 1] <= interval + SLACK,
+        "{:?}",
+        latencies[N - 1]
+    );
 }
