@@ -377,7 +377,7 @@ fn memcheck_sessions_closed_by_the_module_and_by_clients() {
 /// Starts nginx with room for `connections` connections per worker (the harness's default is
 /// 512): the configuration is edited and reloaded in place.
 fn start_big(mock: &MockWcs, interval: &str, connections: usize) -> Nginx {
-    let mut nginx = start(mock, interval, "");
+    let nginx = start(mock, interval, "");
     let conf = nginx.prefix.path().join("conf/nginx.conf");
     let text = fs::read_to_string(&conf).unwrap();
     let events = format!("worker_connections {connections};");
