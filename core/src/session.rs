@@ -16,6 +16,12 @@ use crate::expiry;
 use crate::store::{self, DirError, Lookup};
 use crate::token;
 
+/// The maps' hash: sessions and tokens are hashed for every check, and a round must stay far
+/// below a millisecond per thousand tokens (SipHash alone would cost more than the lookups).
+/// Ids are the registry's own and tokens are files the operator created, so nobody can choose
+/// keys to fill a bucket.
+type Hasher = foldhash::fast::RandomState;
+
 /// Identifies a tracked session; never reused within a worker.
 pub type SessionId = u64;
 
@@ -101,7 +107,7 @@ pub struct Rules<'a> {
 /// The open sessions of one worker; `H` is the shell's handle on the request.
 #[derive(Debug)]
 pub struct Registry<H> {
-    sessions: HashMap<SessionId, Session<H>>,
+    sessions: HashMap<SessionId, Session<H>, Hasher>,
     /// Distinct token directories seen; only as many as the configurations name.
     dirs: Vec<CString>,
     next_id: SessionId,
@@ -110,7 +116,7 @@ pub struct Registry<H> {
 impl<H> Default for Registry<H> {
     fn default() -> Self {
         Registry {
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             dirs: Vec::new(),
             next_id: 0,
         }
@@ -200,27 +206,22 @@ impl<H: Copy> Registry<H> {
     /// and schedules its next check. Nothing is removed: the caller closes what
     /// [`Round::close`] lists, and untracks each session when its request ends.
     pub fn round<S: Store>(&mut self, now_ms: u64, unix_secs: i64, store: &mut S) -> Round {
-        let mut due: Vec<(usize, SessionId)> = Vec::new();
+        // The due sessions of each directory, by the directory's index.
+        let mut due: Vec<Vec<SessionId>> = self.dirs.iter().map(|_| Vec::new()).collect();
+        let mut round = Round::default();
         for (&id, s) in self.sessions.iter_mut() {
             if s.due_ms <= now_ms {
                 s.due_ms = next_grid_point(now_ms, s.interval_ms);
-                due.push((s.dir, id));
+                if let Some(group) = due.get_mut(s.dir) {
+                    group.push(id);
+                    round.checked += 1;
+                }
             }
         }
-        due.sort_unstable();
-        let mut round = Round {
-            checked: due.len(),
-            ..Round::default()
-        };
-        let mut rest = due.as_slice();
-        while let Some(&(dir, _)) = rest.first() {
-            let split = rest
-                .iter()
-                .position(|&(d, _)| d != dir)
-                .unwrap_or(rest.len());
-            let (group, tail) = rest.split_at(split);
-            rest = tail;
-            self.check_dir(dir, group, unix_secs, store, &mut round);
+        for (dir, group) in due.iter().enumerate() {
+            if !group.is_empty() {
+                self.check_dir(dir, group, unix_secs, store, &mut round);
+            }
         }
         round
     }
@@ -229,7 +230,7 @@ impl<H: Copy> Registry<H> {
     fn check_dir<S: Store>(
         &self,
         dir: usize,
-        group: &[(usize, SessionId)],
+        group: &[SessionId],
         unix_secs: i64,
         store: &mut S,
         round: &mut Round,
@@ -239,7 +240,7 @@ impl<H: Copy> Registry<H> {
         };
         let sessions = group
             .iter()
-            .filter_map(|&(_, id)| self.sessions.get(&id).map(|s| (id, s)));
+            .filter_map(|&id| self.sessions.get(&id).map(|s| (id, s)));
         let handle = match store.open_dir(path) {
             Ok(h) => h,
             Err(DirError::Missing(_)) => {
@@ -257,7 +258,8 @@ impl<H: Copy> Registry<H> {
             }
         };
         // Each distinct token once; the answer is the file's mtime, or None once it is gone.
-        let mut found: HashMap<&[u8], Option<i64>> = HashMap::new();
+        let mut found: HashMap<&[u8], Option<i64>, Hasher> =
+            HashMap::with_capacity_and_hasher(group.len().min(1024), Hasher::default());
         let mut close = Vec::new();
         for (id, s) in sessions {
             let mtime = match found.get(&*s.token) {
