@@ -62,7 +62,10 @@ pub unsafe fn track(r: *mut ngx_http_request_t, access: &Access, token: &[u8]) -
         interval_ms,
     };
     let now = now_ms();
-    let Some(id) = with_sessions(|s| s.track(mr, token, rules, now)) else {
+    let Some((id, due)) = with_sessions(|s| {
+        let id = s.track(mr, token, rules, now);
+        (id, s.due_ms(id).unwrap_or(now))
+    }) else {
         return Err(());
     };
     // SAFETY: ngx_pool_cleanup_add returned a cleanup whose data has room for a SessionId
@@ -71,7 +74,7 @@ pub unsafe fn track(r: *mut ngx_http_request_t, access: &Access, token: &[u8]) -
         (*cln).data.cast::<SessionId>().write(id);
         (*cln).handler = Some(untrack);
     }
-    arm(now);
+    arm_at(due, now);
     Ok(())
 }
 
@@ -101,12 +104,16 @@ fn timer() -> *mut ngx_event_t {
     ptr::addr_of_mut!(TIMER).cast::<ngx_event_t>()
 }
 
-/// Sets the timer for the next round, if any session is tracked and it is not set earlier.
+/// Sets the timer for the next round, if any session is tracked.
 fn arm(now: u64) {
-    let Some(due) = with_sessions(|s| s.next_due_ms()).flatten() else {
-        disarm();
-        return;
-    };
+    match with_sessions(|s| s.next_due_ms()).flatten() {
+        Some(due) => arm_at(due, now),
+        None => disarm(),
+    }
+}
+
+/// Makes sure the timer fires by `due`.
+fn arm_at(due: u64, now: u64) {
     let ev = timer();
     // SAFETY: the worker is single-threaded and the timer is only touched on this thread;
     // ngx_cycle is this worker's cycle, valid while it runs.
@@ -144,8 +151,9 @@ fn disarm() {
 /// # Safety
 /// Only nginx calls it, as the timer event's handler.
 unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
-    ARMED.set(None);
-    let now = now_ms();
+    // nginx's clock decided that the round is due: this clock may lag it by a millisecond,
+    // which must not turn into an empty round and another one right after it.
+    let now = now_ms().max(ARMED.take().unwrap_or(0));
     #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
     // SAFETY: ngx_cached_time always points to a valid slot of this worker.
     let unix_secs = unsafe { (*ngx::ffi::ngx_cached_time).sec as i64 };

@@ -86,13 +86,21 @@ impl Store for FreshStore {
 #[derive(Debug)]
 struct Session<H> {
     handle: H,
-    /// Index in [`Registry::dirs`].
-    dir: usize,
-    token: Box<[u8]>,
+    /// Index in [`Registry::tokens`].
+    token: usize,
     max_age_secs: Option<u64>,
     interval_ms: u64,
     /// When it is next checked, on the monotonic clock the caller uses.
     due_ms: u64,
+}
+
+/// A distinct (directory, token) pair and how many sessions hold it.
+#[derive(Debug)]
+struct TokenSlot {
+    /// Index in [`Registry::dirs`].
+    dir: usize,
+    token: Box<[u8]>,
+    sessions: usize,
 }
 
 /// What a session is checked against, as the location that allowed it says.
@@ -105,11 +113,19 @@ pub struct Rules<'a> {
 }
 
 /// The open sessions of one worker; `H` is the shell's handle on the request.
+///
+/// Tokens are interned when a session is tracked, so that a round hashes nothing: it asks
+/// the directory about each due token slot once, by index.
 #[derive(Debug)]
 pub struct Registry<H> {
     sessions: HashMap<SessionId, Session<H>, Hasher>,
     /// Distinct token directories seen; only as many as the configurations name.
     dirs: Vec<CString>,
+    /// Token slots; `None` is free (listed in `free`).
+    tokens: Vec<Option<TokenSlot>>,
+    free: Vec<usize>,
+    /// Slot of each (directory index, little endian, then token).
+    token_index: HashMap<Vec<u8>, usize, Hasher>,
     next_id: SessionId,
 }
 
@@ -118,9 +134,27 @@ impl<H> Default for Registry<H> {
         Registry {
             sessions: HashMap::default(),
             dirs: Vec::new(),
+            tokens: Vec::new(),
+            free: Vec::new(),
+            token_index: HashMap::default(),
             next_id: 0,
         }
     }
+}
+
+fn token_key(dir: usize, token: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + token.len());
+    key.extend_from_slice(&(dir as u64).to_le_bytes());
+    key.extend_from_slice(token);
+    key
+}
+
+/// What a round learnt about one token slot.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    NotAsked,
+    Found(i64),
+    Gone,
 }
 
 /// A directory whose sessions a round could not check, and kept.
@@ -173,12 +207,37 @@ impl<H: Copy> Registry<H> {
                 self.dirs.len() - 1
             }
         };
+        let key = token_key(dir, token);
+        let slot = match self.token_index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                let new = Some(TokenSlot {
+                    dir,
+                    token: token.into(),
+                    sessions: 0,
+                });
+                let slot = match self.free.pop() {
+                    Some(free) => free,
+                    None => {
+                        self.tokens.push(None);
+                        self.tokens.len() - 1
+                    }
+                };
+                if let Some(entry) = self.tokens.get_mut(slot) {
+                    *entry = new;
+                }
+                self.token_index.insert(key, slot);
+                slot
+            }
+        };
+        if let Some(Some(t)) = self.tokens.get_mut(slot) {
+            t.sessions += 1;
+        }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let session = Session {
             handle,
-            dir,
-            token: token.into(),
+            token: slot,
             max_age_secs: rules.max_age_secs,
             interval_ms: rules.interval_ms.max(1),
             due_ms: next_grid_point(now_ms, rules.interval_ms),
@@ -189,12 +248,31 @@ impl<H: Copy> Registry<H> {
 
     /// Stops tracking a session (its request ended); `false` if it was not tracked.
     pub fn untrack(&mut self, id: SessionId) -> bool {
-        self.sessions.remove(&id).is_some()
+        let Some(session) = self.sessions.remove(&id) else {
+            return false;
+        };
+        let entry = self.tokens.get_mut(session.token);
+        if let Some(slot) = entry {
+            let last = slot.as_mut().is_some_and(|t| {
+                t.sessions = t.sessions.saturating_sub(1);
+                t.sessions == 0
+            });
+            if let Some(t) = last.then(|| slot.take()).flatten() {
+                self.token_index.remove(&token_key(t.dir, &t.token));
+                self.free.push(session.token);
+            }
+        }
+        true
     }
 
     /// The request of a tracked session.
     pub fn handle(&self, id: SessionId) -> Option<H> {
         self.sessions.get(&id).map(|s| s.handle)
+    }
+
+    /// When a session is next checked.
+    pub fn due_ms(&self, id: SessionId) -> Option<u64> {
+        self.sessions.get(&id).map(|s| s.due_ms)
     }
 
     /// When the next round is due, if anything is tracked.
@@ -212,15 +290,21 @@ impl<H: Copy> Registry<H> {
         for (&id, s) in self.sessions.iter_mut() {
             if s.due_ms <= now_ms {
                 s.due_ms = next_grid_point(now_ms, s.interval_ms);
-                if let Some(group) = due.get_mut(s.dir) {
+                let dir = self
+                    .tokens
+                    .get(s.token)
+                    .and_then(Option::as_ref)
+                    .map(|t| t.dir);
+                if let Some(group) = dir.and_then(|d| due.get_mut(d)) {
                     group.push(id);
                     round.checked += 1;
                 }
             }
         }
+        let mut answers = vec![Answer::NotAsked; self.tokens.len()];
         for (dir, group) in due.iter().enumerate() {
             if !group.is_empty() {
-                self.check_dir(dir, group, unix_secs, store, &mut round);
+                self.check_dir(dir, group, unix_secs, store, &mut answers, &mut round);
             }
         }
         round
@@ -233,6 +317,7 @@ impl<H: Copy> Registry<H> {
         group: &[SessionId],
         unix_secs: i64,
         store: &mut S,
+        answers: &mut [Answer],
         round: &mut Round,
     ) {
         let Some(path) = self.dirs.get(dir) else {
@@ -257,37 +342,35 @@ impl<H: Copy> Registry<H> {
                 return;
             }
         };
-        // Each distinct token once; the answer is the file's mtime, or None once it is gone.
-        let mut found: HashMap<&[u8], Option<i64>, Hasher> =
-            HashMap::with_capacity_and_hasher(group.len().min(1024), Hasher::default());
         let mut close = Vec::new();
         for (id, s) in sessions {
-            let mtime = match found.get(&*s.token) {
-                Some(&m) => m,
-                None => {
-                    round.lookups += 1;
-                    let m = match store.lookup(&handle, &s.token) {
-                        Ok(Lookup::Found { mtime }) => Some(mtime),
-                        Ok(Lookup::NotFound) => None,
-                        Err(DirError::Missing(error) | DirError::Failed(error)) => {
-                            // The directory turned unreadable under us: keep them all.
-                            round.unreadable.push(Unreadable {
-                                dir: path.clone(),
-                                error,
-                            });
-                            return;
-                        }
-                    };
-                    found.insert(&s.token, m);
-                    m
-                }
+            let (Some(answer), Some(Some(slot))) =
+                (answers.get_mut(s.token), self.tokens.get(s.token))
+            else {
+                continue;
             };
-            match mtime {
-                None => close.push((id, Ending::Revoked)),
-                Some(m) if !expiry::is_fresh(m, unix_secs, s.max_age_secs) => {
+            if let Answer::NotAsked = answer {
+                // Each distinct token once per round, however many sessions share it.
+                round.lookups += 1;
+                *answer = match store.lookup(&handle, &slot.token) {
+                    Ok(Lookup::Found { mtime }) => Answer::Found(mtime),
+                    Ok(Lookup::NotFound) => Answer::Gone,
+                    Err(DirError::Missing(error) | DirError::Failed(error)) => {
+                        // The directory turned unreadable under us: keep them all.
+                        round.unreadable.push(Unreadable {
+                            dir: path.clone(),
+                            error,
+                        });
+                        return;
+                    }
+                };
+            }
+            match *answer {
+                Answer::Gone => close.push((id, Ending::Revoked)),
+                Answer::Found(m) if !expiry::is_fresh(m, unix_secs, s.max_age_secs) => {
                     close.push((id, Ending::Expired));
                 }
-                Some(_) => {}
+                Answer::Found(_) | Answer::NotAsked => {}
             }
         }
         round.close.extend(close);
@@ -447,6 +530,30 @@ mod tests {
         assert_eq!(reg.next_due_ms(), None);
         let b = reg.track(7u32, b"t", rules(c"/d", 1000), 0);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_token_slot_lives_while_a_session_holds_it() {
+        let mut store = Fake::default();
+        let files = Map::from([(b"b".to_vec(), 0)]);
+        store.dirs.insert(b"/d".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        let a1 = reg.track(1u32, b"a", rules(c"/d", 1000), 0);
+        let a2 = reg.track(2u32, b"a", rules(c"/d", 1000), 0);
+        reg.untrack(a1);
+        let r = reg.round(1000, 0, &mut store);
+        assert_eq!(
+            r.close,
+            vec![(a2, Ending::Revoked)],
+            "a2 still holds token a"
+        );
+        reg.untrack(a2);
+        // The freed slot is reused for another token; nothing of "a" is left in it.
+        let b = reg.track(3u32, b"b", rules(c"/d", 1000), 1000);
+        assert_eq!(reg.due_ms(b), Some(2000));
+        let r = reg.round(2000, 0, &mut store);
+        assert!(r.close.is_empty(), "{r:?}");
+        assert_eq!((r.checked, r.lookups), (1, 1));
     }
 
     #[test]

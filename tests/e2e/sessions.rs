@@ -377,11 +377,23 @@ fn memcheck_sessions_closed_by_the_module_and_by_clients() {
 /// Starts nginx with room for `connections` connections per worker (the harness's default is
 /// 512): the configuration is edited and reloaded in place.
 fn start_big(mock: &MockWcs, interval: &str, connections: usize) -> Nginx {
-    let nginx = start(mock, interval, "");
+    enlarge(start(mock, interval, ""), connections)
+}
+
+fn enlarge(nginx: Nginx, connections: usize) -> Nginx {
     let conf = nginx.prefix.path().join("conf/nginx.conf");
     let text = fs::read_to_string(&conf).unwrap();
     let events = format!("worker_connections {connections};");
-    fs::write(&conf, text.replace("worker_connections 512;", &events)).unwrap();
+    let rlimit = format!(
+        "worker_processes 1;\nworker_rlimit_nofile {};",
+        connections + 100
+    );
+    let text = text.replace("worker_connections 512;", &events).replacen(
+        "worker_processes 1;",
+        &rlimit,
+        1,
+    );
+    fs::write(&conf, text).unwrap();
     let before = nginx.worker_pids();
     nginx.send_reload();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -506,4 +518,86 @@ fn close_latency_distribution_stays_within_the_interval_plus_100ms() {
         "{:?}",
         latencies[N - 1]
     );
+}
+
+/// CPU time the process has spent on a CPU, from the scheduler (nanoseconds).
+fn cpu_ns(pid: i32) -> u64 {
+    let s = fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
+    s.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The worker's CPU cost of the rounds: 10,000 open requests over 1,000 tokens, held open
+/// with a request body that never arrives (one socket each, so the worker stays far below
+/// the file limit), idle for `BENCH` seconds with `session_check 1s` and then with `off`.
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn worker_cpu_of_rounds_with_ten_thousand_sessions() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    const SESSIONS: usize = 10_000;
+    const TOKENS: usize = 1_000;
+    let secs: u64 = std::env::var("WCS_SESSION_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let hold = |name: &str, check: &str| {
+        format!(
+            "location /{name} {{
+                wcs_token_auth tokens;
+                wcs_token_auth_session_check {check};
+                client_body_timeout 1h;
+                proxy_pass http://127.0.0.1:9/;
+            }}"
+        )
+    };
+    let server = format!("{}\n{}", hold("checked", "1s"), hold("unchecked", "off"));
+    let nginx = enlarge(Nginx::start("", &server), SESSIONS + 500);
+    let token = |i: usize| format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for t in 0..TOKENS {
+        nginx.prefix.add_token(&token(t));
+    }
+    let worker = nginx.worker_pids()[0];
+    let mut results = Vec::new();
+    for path in ["unchecked", "checked"] {
+        let mut held = Vec::with_capacity(SESSIONS);
+        for i in 0..SESSIONS {
+            let mut s = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+            let req = format!(
+                "POST /{path} HTTP/1.1\r\nHost: x\r\nCookie: AUTH={}\r\nContent-Length: 10\r\n\r\n",
+                token(i % TOKENS)
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            held.push(s);
+        }
+        sleep(Duration::from_secs(2)); // every request has reached the access phase
+        let before = cpu_ns(worker);
+        sleep(Duration::from_secs(secs));
+        let used = cpu_ns(worker) - before;
+        results.push((path, used));
+        if path == "checked" {
+            // The same rounds close what is revoked: one token, its ten requests.
+            nginx.prefix.remove_token(&token(0));
+            sleep(Duration::from_millis(1200));
+            let log = nginx.prefix.error_log();
+            assert_eq!(
+                count_lines(&log, "closed session: token revoked"),
+                SESSIONS / TOKENS
+            );
+        }
+        drop(held);
+        sleep(Duration::from_secs(1));
+    }
+    let pct = |ns: u64| ns as f64 / (secs as f64 * 1e9) * 100.0;
+    crate::common::traffic::report(&format!(
+        "worker CPU with {SESSIONS} open requests over {TOKENS} tokens, idle {secs} s: \
+         session_check off {:.3} % of a core, session_check 1s {:.3} % of a core \
+         ({:.0} us per round)",
+        pct(results[0].1),
+        pct(results[1].1),
+        results[1].1.saturating_sub(results[0].1) as f64 / secs as f64 / 1e3,
+    ));
+    nginx.assert_no_crash();
 }
