@@ -381,18 +381,24 @@ fn start_big(mock: &MockWcs, interval: &str, connections: usize) -> Nginx {
 }
 
 fn enlarge(nginx: Nginx, connections: usize) -> Nginx {
-    let conf = nginx.prefix.path().join("conf/nginx.conf");
-    let text = fs::read_to_string(&conf).unwrap();
     let events = format!("worker_connections {connections};");
-    let rlimit = format!(
-        "worker_processes 1;\nworker_rlimit_nofile {};",
-        connections + 100
-    );
-    let text = text.replace("worker_connections 512;", &events).replacen(
+    let rlimit = format!("worker_rlimit_nofile {};", connections + 100);
+    reconfigure(nginx, &rlimit, Some(&events))
+}
+
+/// Adds `main` to the main context (and sets `events`), then reloads and waits until only the
+/// new worker runs.
+fn reconfigure(nginx: Nginx, main: &str, events: Option<&str>) -> Nginx {
+    let conf = nginx.prefix.path().join("conf/nginx.conf");
+    let mut text = fs::read_to_string(&conf).unwrap();
+    text = text.replacen(
         "worker_processes 1;",
-        &rlimit,
+        &format!("worker_processes 1;\n{main}"),
         1,
     );
+    if let Some(events) = events {
+        text = text.replace("worker_connections 512;", events);
+    }
     fs::write(&conf, text).unwrap();
     let before = nginx.worker_pids();
     nginx.send_reload();
@@ -600,4 +606,57 @@ fn worker_cpu_of_rounds_with_ten_thousand_sessions() {
         results[1].1.saturating_sub(results[0].1) as f64 / secs as f64 / 1e3,
     ));
     nginx.assert_no_crash();
+}
+
+/// `nginx -s quit` with sessions tracked: the worker leaves as soon as its last session ends,
+/// and `worker_shutdown_timeout` still ends the others on time.
+#[test]
+fn tracked_sessions_never_delay_quit_or_the_shutdown_timeout() {
+    use std::process::Command;
+    let mock = MockWcs::start(false).unwrap();
+    for shutdown_timeout in [None, Some(Duration::from_secs(1))] {
+        let mut nginx = start(&mock, "200ms", "");
+        if let Some(t) = shutdown_timeout {
+            let main = format!("worker_shutdown_timeout {}ms;", t.as_millis());
+            nginx = reconfigure(nginx, &main, None);
+        }
+        nginx.prefix.add_token("t");
+        let mut ws = open(&nginx, "t");
+        assert!(echoes(&mut ws, "tracked"));
+        let quit = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(nginx.prefix.path())
+            .arg("-c")
+            .arg(nginx.prefix.path().join("conf/nginx.conf"))
+            .args(["-s", "quit"])
+            .status()
+            .unwrap();
+        assert!(quit.success());
+        let asked = Instant::now();
+        let limit = match shutdown_timeout {
+            // nginx keeps serving an open WebSocket through a graceful quit...
+            None => {
+                sleep(Duration::from_millis(700));
+                assert!(echoes(&mut ws, "still served"));
+                assert!(!nginx.worker_pids().is_empty());
+                // ...until its client leaves: then the worker exits at once.
+                ws.close(None).unwrap();
+                drop(ws);
+                Instant::now() + Duration::from_millis(500)
+            }
+            Some(t) => asked + t + Duration::from_millis(500),
+        };
+        while !nginx.worker_pids().is_empty() {
+            assert!(
+                Instant::now() < limit,
+                "the worker outlived its sessions ({shutdown_timeout:?})"
+            );
+            sleep(Duration::from_millis(10));
+        }
+        eprintln!(
+            "worker exited {:?} after quit ({shutdown_timeout:?})",
+            asked.elapsed()
+        );
+        nginx.assert_no_crash();
+    }
 }
