@@ -660,3 +660,64 @@ fn tracked_sessions_never_delay_quit_or_the_shutdown_timeout() {
         nginx.assert_no_crash();
     }
 }
+
+#[test]
+fn nginx_t_refuses_a_bad_interval_and_a_repeat_and_takes_off_at_every_level() {
+    let check = |http: &str, server: &str| {
+        let prefix = Prefix::new();
+        prefix.write_conf(free_port(), http, server);
+        let out = prefix.test_conf();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for bad in ["0", "0s", "on", "1x", "-1s"] {
+        let (ok, stderr) = check(&format!("wcs_token_auth_session_check {bad};"), "");
+        assert!(!ok, "{bad}");
+        let want = format!(
+            "invalid value \"{bad}\" in \"wcs_token_auth_session_check\" directive, it must be a \
+             time such as 1s or 500ms, or \"off\""
+        );
+        assert!(stderr.contains(&want), "{stderr}");
+    }
+    let twice = "location / { wcs_token_auth_session_check 1s; wcs_token_auth_session_check 2s; }";
+    let (ok, stderr) = check("", twice);
+    assert!(
+        !ok && stderr.contains("\"wcs_token_auth_session_check\" directive is duplicate"),
+        "{stderr}"
+    );
+    let levels = "wcs_token_auth_session_check 500ms;";
+    let server =
+        "wcs_token_auth_session_check off; location / { wcs_token_auth_session_check 1m30s; }";
+    let (ok, stderr) = check(levels, server);
+    assert!(ok, "{stderr}");
+}
+
+/// A location that inherits `session_check` from `server` tracks; one that says `off` does not.
+#[test]
+fn session_check_is_inherited_and_off_in_an_inner_block_wins() {
+    let mock = MockWcs::start(false).unwrap();
+    let server = format!(
+        "wcs_token_auth_session_check 300ms;
+        {}
+        location /wss-unchecked {{
+            wcs_token_auth tokens;
+            wcs_token_auth_session_check off;
+            proxy_pass {};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection \"upgrade\";
+        }}",
+        wss_location(&mock.url(), ""),
+        mock.url()
+    );
+    let nginx = Nginx::start("", &server);
+    nginx.prefix.add_token("t");
+    let (k, v) = cookie("t");
+    let mut checked = nginx.ws("/wss", &[(k, &v)]).expect("upgrade");
+    let mut unchecked = nginx.ws("/wss-unchecked", &[(k, &v)]).expect("upgrade");
+    nginx.prefix.remove_token("t");
+    assert!(wait_closed(&mut checked, Duration::from_secs(2)).is_some());
+    assert!(echoes(&mut unchecked, "not tracked"));
+}
