@@ -209,10 +209,14 @@ unsafe fn close(r: *mut ngx_http_request_t, ending: Ending) {
     // The extra reference is for the upstream's cleanup, which ngx_http_terminate_request
     // runs first and which finalizes the request once more with NGX_DONE: without it, a
     // proxied request whose count is 1 would be freed inside that call while terminate still
-    // uses it. The reference is not leaked: nginx's terminate handler, posted by terminate,
-    // resets the count to 1 before it closes the request.
+    // uses it. The reference is not leaked: a request with a write handler (every request
+    // past the access phase has one) is closed by nginx's terminate handler, which terminate
+    // posts and which resets the count to 1 first; without one, terminate closes it at once,
+    // dropping one reference, so none is added then.
     unsafe {
-        (*r).set_count((*r).count() + 1);
+        if (*r).write_event_handler.is_some() {
+            (*r).set_count((*r).count() + 1);
+        }
         ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t);
         ngx_http_run_posted_requests(c);
     }
