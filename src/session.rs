@@ -170,12 +170,14 @@ unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
         );
         log_error(log, NGX_LOG_CRIT, err, msg);
     }
-    // The registry is not borrowed here: ending a request runs its pool cleanup, which
-    // untracks it. A session ended meanwhile (by another close) is simply gone.
+    // The registry is not borrowed while a request is closed: that may run the pool cleanup
+    // of this or another tracked request. A session ended meanwhile is simply gone; one that
+    // is closed is untracked first, so that a request nginx keeps for a while after closing
+    // (an HTTP/2 stream flushing its queued frames) is never closed twice.
     for (id, ending) in round.close {
-        if let Some(r) = with_sessions(|s| s.handle(id)).flatten() {
-            // SAFETY: a tracked handle is a live main request: its pool cleanup untracks it
-            // before the request's memory is freed.
+        if let Some(r) = with_sessions(|s| s.take(id)).flatten() {
+            // SAFETY: a tracked handle is a live main request (its pool cleanup untracks it
+            // before the request's memory is freed), and it was tracked until just now.
             unsafe { close(r, ending) };
         }
     }

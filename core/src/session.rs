@@ -265,6 +265,15 @@ impl<H: Copy> Registry<H> {
         true
     }
 
+    /// Stops tracking a session the caller is about to close, and returns its request: a
+    /// request that takes a while to go away once closed (an HTTP/2 stream still flushing) is
+    /// then never closed twice.
+    pub fn take(&mut self, id: SessionId) -> Option<H> {
+        let handle = self.handle(id)?;
+        self.untrack(id);
+        Some(handle)
+    }
+
     /// The request of a tracked session.
     pub fn handle(&self, id: SessionId) -> Option<H> {
         self.sessions.get(&id).map(|s| s.handle)
@@ -524,6 +533,10 @@ mod tests {
         let a = reg.track(7u32, b"t", rules(c"/d", 1000), 0);
         assert_eq!(reg.handle(a), Some(7));
         assert!(reg.untrack(a));
+        let taken = reg.track(8u32, b"t", rules(c"/d", 1000), 0);
+        assert_eq!(reg.take(taken), Some(8));
+        assert_eq!(reg.take(taken), None, "taken once");
+        assert!(!reg.untrack(taken), "the pool cleanup finds nothing left");
         assert!(!reg.untrack(a));
         assert_eq!(reg.handle(a), None);
         assert!(reg.is_empty());
