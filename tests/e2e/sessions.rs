@@ -729,6 +729,11 @@ fn session_check_is_inherited_and_off_in_an_inner_block_wins() {
 #[test]
 fn over_http2_revoke_resets_the_stream() {
     use std::process::Command;
+    let v = Command::new(nginx_bin()).arg("-V").output().unwrap();
+    if !String::from_utf8_lossy(&v.stderr).contains("--with-http_v2_module") {
+        eprintln!("skipped: this nginx has no HTTP/2 module");
+        return;
+    }
     let h2 = free_port();
     let http = format!(
         "server {{
