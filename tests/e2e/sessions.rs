@@ -807,3 +807,56 @@ fn over_http2_revoke_resets_the_stream() {
     );
     nginx.assert_no_crash();
 }
+
+/// Wake-ups of `pid` from `epoll_wait` timeouts (a timer was due) during `dur`, by strace.
+fn timer_wakeups(pid: i32, dur: Duration) -> usize {
+    let out = std::process::Command::new("timeout")
+        .arg(format!("{:.1}", dur.as_secs_f64()))
+        .args([
+            "strace",
+            "-e",
+            "trace=epoll_wait,epoll_pwait",
+            "-p",
+            &pid.to_string(),
+        ])
+        .output()
+        .expect("strace");
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| l.starts_with("epoll_") && l.trim_end().ends_with("= 0"))
+        .count()
+}
+
+/// A worker with nothing tracked arms no timer: it wakes up for the rounds only while a
+/// session is open.
+#[test]
+fn a_worker_without_sessions_arms_no_timer() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no strace");
+        return;
+    }
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = start(&mock, "200ms", "");
+    nginx.prefix.add_token("t");
+    let worker = nginx.worker_pids()[0];
+    let idle = timer_wakeups(worker, Duration::from_millis(1500));
+    let mut ws = open(&nginx, "t");
+    let tracked = timer_wakeups(worker, Duration::from_millis(1500));
+    assert!(echoes(&mut ws, "x"));
+    ws.close(None).unwrap();
+    let _ = wait_closed(&mut ws, Duration::from_secs(2));
+    drop(ws);
+    sleep(Duration::from_millis(300));
+    let after = timer_wakeups(worker, Duration::from_millis(1500));
+    eprintln!("timer wake-ups in 1.5 s: idle {idle}, one session {tracked}, after it {after}");
+    assert_eq!(idle, 0, "no session, no timer");
+    assert!(
+        tracked >= 4,
+        "the rounds run while a session is open: {tracked}"
+    );
+    assert_eq!(after, 0, "the timer is gone with the last session");
+}
