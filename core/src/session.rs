@@ -16,10 +16,10 @@ use crate::expiry;
 use crate::store::{self, DirError, Lookup};
 use crate::token;
 
-/// The maps' hash: sessions and tokens are hashed for every check, and a round must stay far
-/// below a millisecond per thousand tokens (SipHash alone would cost more than the lookups).
-/// Ids are the registry's own and tokens are files the operator created, so nobody can choose
-/// keys to fill a bucket.
+/// The maps' hash: every due session is looked up by id in each round, which must stay far
+/// below a millisecond per thousand tokens. Ids are the registry's own, and tokens (hashed
+/// only when a session is tracked or ends) passed the access check, so they name files the
+/// operator created: nobody can choose keys to fill a bucket.
 type Hasher = foldhash::fast::RandomState;
 
 /// Identifies a tracked session; never reused within a worker.

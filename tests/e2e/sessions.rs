@@ -167,8 +167,14 @@ fn an_unreadable_directory_keeps_every_session_with_one_crit_line_per_round() {
     }
     let crit = count_lines(&log, "[crit]");
     let kept = count_lines(&log, "cannot read token directory");
-    let line = log.lines().find(|l| l.contains("[crit]")).unwrap_or_default();
-    assert!(line.ends_with("open sessions kept (13: Permission denied)"), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("[crit]"))
+        .unwrap_or_default();
+    assert!(
+        line.ends_with("open sessions kept (13: Permission denied)"),
+        "{line}"
+    );
     eprintln!("{line}");
     assert_eq!(crit, kept, "{log}");
     // 2.6 s at 500 ms: five or six rounds, one line each, however many sessions.
