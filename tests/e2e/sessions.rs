@@ -251,11 +251,13 @@ fn old_workers_keep_checking_after_a_reload_and_exit_once_their_sessions_end() {
     nginx.assert_no_crash();
 }
 
-/// nginx as one process under valgrind memcheck (scripts/memory.sh points
-/// `WCS_MEMCHECK_NGINX` at an nginx built with NGX_DEBUG_PALLOC): `n` rounds of sessions
-/// closed by their client, by the module on revoke, and long static responses closed on
-/// revoke. Returns (memory errors, bytes definitely lost).
-fn memcheck_sessions(n: usize) -> (u64, u64) {
+/// nginx under valgrind memcheck (scripts/memory.sh points `WCS_MEMCHECK_NGINX` at an nginx
+/// built with NGX_DEBUG_PALLOC): `n` rounds of sessions closed by their client, by the module
+/// on revoke, and long static responses closed on revoke. As one process, or (`reload`) as
+/// master and workers with a reload halfway, after which the old worker closes a revoked
+/// session it still serves and exits. Returns (memory errors, bytes definitely lost), summed
+/// over every process valgrind followed.
+fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
     use std::process::{Command, Stdio};
     let mock = MockWcs::start(false).unwrap();
     let prefix = Prefix::new();
@@ -272,13 +274,13 @@ fn memcheck_sessions(n: usize) -> (u64, u64) {
         checked_location(&mock.url(), "200ms", "")
     );
     let conf = prefix.write_conf(port, "", &server);
-    let text = fs::read_to_string(&conf).unwrap();
-    fs::write(
-        &conf,
-        text.replacen("daemon off;", "daemon off;\nmaster_process off;", 1),
-    )
-    .unwrap();
-    let vlog = prefix.path().join("logs/valgrind.log");
+    if !reload {
+        let text = fs::read_to_string(&conf).unwrap();
+        let single = text.replacen("daemon off;", "daemon off;\nmaster_process off;", 1);
+        fs::write(&conf, single).unwrap();
+    }
+    // One report per process: the workers are forks of the master.
+    let vlog = prefix.path().join("logs/valgrind.%p.log");
     let nginx = std::env::var_os("WCS_MEMCHECK_NGINX").map_or_else(nginx_bin, Into::into);
     let mut child = Command::new("valgrind")
         .args([
@@ -306,7 +308,27 @@ fn memcheck_sessions(n: usize) -> (u64, u64) {
         sleep(Duration::from_millis(50));
     }
     let slow = Duration::from_secs(20); // nginx under valgrind is slow
+    let mut held = None;
     for i in 0..n {
+        if reload && i == n / 2 {
+            // A session the old worker keeps serving after the reload, and closes on revoke.
+            prefix.add_token("held");
+            let (k, v) = cookie("held");
+            let mut ws = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
+            assert!(echoes(&mut ws, "before the reload"));
+            let out = std::process::Command::new(nginx_bin())
+                .arg("-p")
+                .arg(prefix.path())
+                .arg("-c")
+                .arg(&conf)
+                .args(["-s", "reload"])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            sleep(Duration::from_secs(3)); // the new worker starts under valgrind
+            assert!(echoes(&mut ws, "after the reload"));
+            held = Some(ws);
+        }
         let (kept, doomed) = (format!("kept{i}"), format!("doomed{i}"));
         prefix.add_token(&kept);
         prefix.add_token(&doomed);
@@ -335,6 +357,14 @@ fn memcheck_sessions(n: usize) -> (u64, u64) {
         assert!(sink.len() < 64 << 20, "the download was cut short");
         prefix.remove_token(&kept);
     }
+    let closed_by_module = 2 * n + usize::from(held.is_some());
+    if let Some(mut ws) = held {
+        prefix.remove_token("held");
+        assert!(
+            wait_closed(&mut ws, slow).is_some(),
+            "the old worker closed it"
+        );
+    }
     sleep(Duration::from_secs(1));
     // SAFETY: kill with our child's pid and a valid signal number.
     unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
@@ -346,11 +376,10 @@ fn memcheck_sessions(n: usize) -> (u64, u64) {
     );
     assert_eq!(
         count_lines(&log, "closed session: token revoked"),
-        2 * n,
+        closed_by_module,
         "{log}"
     );
-    let report = fs::read_to_string(&vlog).unwrap();
-    let after = |label: &str| -> u64 {
+    let after = |report: &str, label: &str| -> u64 {
         report.rfind(label).map_or(0, |at| {
             let rest = report[at + label.len()..].trim_start();
             let num: String = rest
@@ -360,12 +389,31 @@ fn memcheck_sessions(n: usize) -> (u64, u64) {
             num.replace(',', "").parse().unwrap_or(0)
         })
     };
-    assert!(report.contains("ERROR SUMMARY:"), "{report}");
-    let (errors, lost) = (after("ERROR SUMMARY:"), after("definitely lost:"));
-    eprintln!("memcheck, {n} rounds of sessions: {errors} errors, {lost} B definitely lost");
-    if errors > 0 {
-        eprintln!("{report}");
+    let (mut errors, mut lost, mut processes) = (0, 0, 0);
+    for entry in fs::read_dir(prefix.path().join("logs")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("valgrind.") {
+            continue;
+        }
+        let report = fs::read_to_string(entry.path()).unwrap();
+        assert!(report.contains("ERROR SUMMARY:"), "{name}: {report}");
+        let e = after(&report, "ERROR SUMMARY:");
+        if e > 0 {
+            eprintln!("{report}");
+        }
+        errors += e;
+        lost += after(&report, "definitely lost:");
+        processes += 1;
     }
+    let mode = if reload {
+        "across a reload"
+    } else {
+        "one process"
+    };
+    eprintln!(
+        "memcheck ({mode}, {processes} processes), {n} rounds of sessions: {errors} errors, \
+         {lost} B definitely lost"
+    );
     (errors, lost)
 }
 
@@ -377,10 +425,12 @@ fn memcheck_sessions_closed_by_the_module_and_by_clients() {
     } else {
         (5, 20)
     };
-    let (e1, lost1) = memcheck_sessions(short);
-    let (e2, lost2) = memcheck_sessions(long);
-    assert_eq!((e1, e2), (0, 0), "valgrind found memory errors");
-    assert_eq!(lost1, lost2, "definitely lost grows with sessions");
+    for reload in [false, true] {
+        let (e1, lost1) = memcheck_sessions(short, reload);
+        let (e2, lost2) = memcheck_sessions(long, reload);
+        assert_eq!((e1, e2), (0, 0), "valgrind found memory errors");
+        assert_eq!(lost1, lost2, "definitely lost grows with sessions");
+    }
 }
 
 /// Starts nginx with room for `connections` connections per worker (the harness's default is
