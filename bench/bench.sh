@@ -5,6 +5,8 @@
 #   module        wcs_token_auth
 #   auth_request  a subrequest to the cheapest possible auth backend (an nginx server block in
 #                 the same nginx doing the seed's check and answering 204/403)
+#   session_check wcs_token_auth with wcs_token_auth_session_check 1s (WebSocket handshakes only:
+#                 each one is tracked until the client drops it)
 # on a small static file, on a proxy to a local upstream and (none vs module) on WebSocket
 # handshakes to the mock WCS, with token directories of 1e3, 1e5 and 1e6 files, a hot token,
 # 1,000 rotating valid tokens and random never-valid ones; then the worker's RSS under a flood
@@ -144,6 +146,7 @@ check_of() {
         none) ;;
         seed) echo "if (!-f $BENCH/tokens/$2/\$cookie_AUTH) { return 403; }" ;;
         module) echo "wcs_token_auth $BENCH/tokens/$2;" ;;
+        session_check) echo "wcs_token_auth $BENCH/tokens/$2; wcs_token_auth_session_check 1s;" ;;
         auth_request) echo "auth_request /_auth/$2;" ;;
     esac
 }
@@ -192,6 +195,15 @@ EOF
         }
 EOF
             done
+            cat <<EOF
+        location /ws/session_check/$size/ {
+            $(check_of session_check "$size")
+            proxy_pass http://wcs;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }
+EOF
         done
         cat <<EOF
     }
@@ -335,13 +347,17 @@ for size in "${SIZES[@]}"; do
             fi
         fi
     done
+    if ! ws_status "/ws/session_check/$size/" "$HOT" 101 || ! ws_status "/ws/session_check/$size/" "$BAD" 403; then
+        echo "FAIL ws/session_check/$size: want 101 for a valid token and 403 for an invalid one" >&2
+        FAILED=1 BROKEN+="ws/session_check/$size "
+    fi
 done
 # The article's hole, for the record: the seed lets a path through, the module does not.
 traversal=../../../../../../../../etc/passwd
 say "seed answers $(status_of "/static/seed/$MAIN_DIR/index.html" "$traversal") to AUTH=$traversal, module $(status_of "/static/module/$MAIN_DIR/index.html" "$traversal")"
 if [ "$MODE" = check ]; then
     [ "$FAILED" = 0 ] || die "some variants answer wrongly"
-    echo "bench check: ${#VARIANTS[@]} variants x 2 workloads x ${#SIZES[@]} directories and WebSocket none/module answer as required"
+    echo "bench check: ${#VARIANTS[@]} variants x 2 workloads x ${#SIZES[@]} directories and WebSocket none/module/session_check answer as required"
     # A fresh cache entry means no system call on the token directory; the seed's stat()
     # calls show that strace sees them when they happen.
     "$NGINX" -p "$RUN/main" -s stop
@@ -445,14 +461,14 @@ run_cells() { # $1: group, $2: round, $3: seconds; cells on stdin
 }
 
 total_cells=$(( $(cells_main | wc -l) + $(cells_scale | wc -l) ))
-say "timing: $ROUNDS rounds of $total_cells HTTP cells (${DURATION}s variants, ${SCALE_DURATION}s scale) and 2 WebSocket cells (${WS_DURATION}s)"
+say "timing: $ROUNDS rounds of $total_cells HTTP cells (${DURATION}s variants, ${SCALE_DURATION}s scale) and 3 WebSocket cells (${WS_DURATION}s)"
 # Warm-up of the variant cells only: the scale cells follow them in the same nginx.
 [ "$WARMUP" != 0 ] && cells_main | run_cells main warmup "$WARMUP"
 for round in $(seq "$ROUNDS"); do
     say "round $round/$ROUNDS"
     cells_main | run_cells main "$round" "$DURATION"
     cells_scale | run_cells scale "$round" "$SCALE_DURATION"
-    for v in none module; do
+    for v in none module session_check; do
         case " $BROKEN " in *" ws/$v/$MAIN_DIR "*) continue ;; esac
         before=$(cpu_ns "$WORKER")
         out=$("${LOAD_CPU[@]}" target/release/ws-load "ws://127.0.0.1:$PORT/ws/$v/$MAIN_DIR/" \

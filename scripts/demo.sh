@@ -201,6 +201,7 @@ http {
         location / { root "$DEMO/html"; }
         location /wss {
             wcs_token_auth "$DEMO/tokens";
+            wcs_token_auth_session_check 1s;
             proxy_pass https://127.0.0.1:$WCS_PORT;
             proxy_http_version 1.1;
             proxy_set_header Upgrade \$http_upgrade;
@@ -244,8 +245,12 @@ Without it, with the article's traversal cookie, from another origin (each refus
   $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --origin https://evil.example
 What WCS is told about the client (exactly one X-Client-IP, even if you send your own):
   $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --header "X-Client-IP: 6.6.6.6" --message __headers__
-Revoke the token, then try the first command or the page again (refused within 1s):
+Watch an open WebSocket close when its token is revoked (wcs_token_auth_session_check 1s):
+hold one open, revoke the token from another terminal; it closes within about a second
+(the page too: Connect, revoke, and its status turns to "disconnected"):
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --hold 60
   $CLI --dir $DEMO/tokens revoke $TOKEN
+New connections with it are refused from then on (within 1 s, the cache TTL).
 Tokens and their age:  $CLI --dir $DEMO/tokens list
 Logs:  $DEMO/logs/access.log (wcs_auth=...), $DEMO/logs/error.log
 Files: $files
@@ -277,8 +282,17 @@ check() {
     [[ "$headers" == *"X-Client-IP: 127.0.0.1"* ]] || die "WCS was not told the client address: $headers"
     [[ "$headers" != *"6.6.6.6"* ]] || die "the client's own X-Client-IP reached WCS: $headers"
     "$CLI" --dir "$DEMO/tokens" check "$TOKEN" >/dev/null || die "wcs-token check refuses the issued token"
+    # An open WebSocket of the token, closed by nginx when the token is revoked.
+    local held="$DEMO/logs/held.out" pid
+    "$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$TOKEN" --hold 5 >"$held" &
+    pid=$!
+    for _ in $(seq 50); do grep -q '^holding' "$held" && break; sleep 0.1; done
+    grep -q '^holding' "$held" || die "the held WebSocket did not open: $(cat "$held")"
     "$CLI" --dir "$DEMO/tokens" revoke "$TOKEN"
     if "$CLI" --dir "$DEMO/tokens" check "$TOKEN" >/dev/null; then die "wcs-token check accepts a revoked token"; fi
+    wait "$pid" || die "the open WebSocket was not closed on revoke: $(tail -1 "$held")"
+    echo "  open WebSocket on revoke: $(tail -1 "$held")"
+    grep -q 'wcs_auth=session_revoked' "$DEMO/logs/access.log" || die "no session_revoked line in the access log"
     sleep 1.2
     expect REFUSED --cookie "AUTH=$TOKEN"
     grep -q 'wcs_auth=allowed' "$DEMO/logs/access.log" || die "no allowed line in the access log"

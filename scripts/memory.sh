@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory checks of the module inside nginx (tests/e2e/memory.rs): nginx with
 # `master_process off` under valgrind memcheck, and its resident memory, after 10k and after
-# 100k requests (WCS_LONG=1: 100k and 1M).
+# 100k requests (WCS_LONG=1: 100k and 1M); then memcheck of open sessions closed by the module
+# and by their clients (tests/e2e/sessions.rs).
 #
 # For memcheck, nginx is rebuilt from the same source with NGX_DEBUG_PALLOC, which makes every
 # pool allocation a malloc of its own: without it, nginx carves requests out of 16 KiB pool
@@ -43,3 +44,4 @@ fi
 
 say "memory tests (memcheck with $tree/objs/nginx, RSS with $nginx)"
 WCS_MEMCHECK_NGINX="$tree/objs/nginx" cargo test --release --test e2e -- memory:: --ignored --nocapture --test-threads=1
+WCS_MEMCHECK_NGINX="$tree/objs/nginx" cargo test --release --test e2e -- sessions::memcheck --ignored --nocapture --test-threads=1

@@ -69,6 +69,8 @@ pub struct LocConf {
     client_ip_header: Option<Option<HeaderName>>,
     /// `Some(None)` is `off`.
     max_age_secs: Option<Option<u64>>,
+    /// `wcs_token_auth_session_check`, in milliseconds; `Some(None)` is `off`.
+    session_check_ms: Option<Option<u64>>,
     /// What the handler enforces here; `None` where the module is off.
     pub access: Option<Access>,
 }
@@ -82,6 +84,7 @@ impl Default for LocConf {
             require_origin: NGX_CONF_UNSET as ngx_flag_t,
             client_ip_header: None,
             max_age_secs: None,
+            session_check_ms: None,
             access: None,
         }
     }
@@ -92,6 +95,8 @@ impl Default for LocConf {
 pub struct Access {
     pub policy: Policy,
     pub client_ip_header: Option<HeaderName>,
+    /// How often the sessions this location allows are re-checked; `None`: never.
+    pub session_check_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +142,7 @@ macro_rules! value_slot {
     }};
 }
 
-pub static mut COMMANDS: [ngx_command_t; 9] = [
+pub static mut COMMANDS: [ngx_command_t; 10] = [
     command(
         ngx_string!("wcs_token_auth"),
         ANY_LEVEL | NGX_CONF_TAKE1,
@@ -172,6 +177,12 @@ pub static mut COMMANDS: [ngx_command_t; 9] = [
         ngx_string!("wcs_token_auth_max_age"),
         ANY_LEVEL | NGX_CONF_TAKE1,
         value_slot!(LocConf, max_age_secs, MaxAge),
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("wcs_token_auth_session_check"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        value_slot!(LocConf, session_check_ms, SessionCheck),
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     // Not ngx_conf_set_msec_slot / ngx_conf_set_num_slot: they would report a bad value as a
@@ -352,6 +363,14 @@ impl Rule for MaxAge {
     }
 }
 
+struct SessionCheck;
+impl Rule for SessionCheck {
+    type Value = Option<u64>;
+    fn parse(arg: &[u8]) -> Result<Option<u64>, &'static str> {
+        directive::session_check(arg)
+    }
+}
+
 struct CacheTtl;
 impl Rule for CacheTtl {
     type Value = u64;
@@ -418,6 +437,7 @@ impl Merge for LocConf {
             Some(header_name(b"X-Client-IP"))
         });
         let max_age_secs = merged(&mut self.max_age_secs, &prev.max_age_secs, || None);
+        let session_check_ms = merged(&mut self.session_check_ms, &prev.session_check_ms, || None);
         if self.require_origin == NGX_CONF_UNSET as ngx_flag_t {
             self.require_origin = match prev.require_origin {
                 p if p == NGX_CONF_UNSET as ngx_flag_t => 0,
@@ -434,6 +454,7 @@ impl Merge for LocConf {
                 max_age_secs,
             },
             client_ip_header,
+            session_check_ms,
         });
         Ok(())
     }

@@ -21,7 +21,7 @@ use wcs_token_auth_core::auth::{self, Clock, Status};
 use wcs_token_auth_core::cache::TokenCache;
 
 use crate::conf::{Access, MainConf};
-use crate::{client_ip, headers, variables, Module};
+use crate::{client_ip, headers, session, variables, Module};
 
 /// # Safety
 /// Only nginx calls it, as an access-phase handler with the (main) request being processed.
@@ -132,8 +132,17 @@ unsafe fn decide(r: *mut ngx_http_request_t, mcf: &MainConf, access: &Access) ->
     // shares r->variables with its main request, so the main request's log shows it too.
     unsafe { variables::set_status(r, mcf.status_var, auth::status(&decision)) };
 
-    let Err(refusal) = decision else {
-        return NGX_OK as ngx_int_t;
+    let refusal = match decision {
+        // SAFETY: r is valid and being processed by this worker.
+        Ok(token) => match unsafe { session::track(r, access, token.as_bytes()) } {
+            Ok(()) => return NGX_OK as ngx_int_t,
+            Err(()) => {
+                // SAFETY: r is valid and status_var is the index register() obtained.
+                unsafe { variables::set_status(r, mcf.status_var, Status::Error) };
+                return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+            }
+        },
+        Err(refusal) => refusal,
     };
     let (level, code) = if refusal.is_server_fault() {
         (NGX_LOG_CRIT, NGX_HTTP_INTERNAL_SERVER_ERROR)
@@ -167,7 +176,7 @@ fn clock() -> Clock {
 }
 
 /// Writes one line to the request's log; nginx appends the client, server and request.
-fn log_error(log: *mut ngx_log_t, level: u32, err: ngx_err_t, args: fmt::Arguments<'_>) {
+pub(crate) fn log_error(log: *mut ngx_log_t, level: u32, err: ngx_err_t, args: fmt::Arguments<'_>) {
     let level = level as ngx_uint_t;
     // SAFETY: the connection's log is valid for the request's lifetime.
     if log.is_null() || level > unsafe { (*log).log_level } {

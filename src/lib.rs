@@ -51,6 +51,7 @@ mod conf;
 mod handler;
 mod header_list;
 mod headers;
+mod session;
 mod variables;
 
 pub(crate) struct Module;

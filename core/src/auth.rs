@@ -1,4 +1,4 @@
-//! The access decision, from the request's headers to `Ok(())` or a [`Refusal`].
+//! The access decision, from the request's headers to the granted token or a [`Refusal`].
 //!
 //! Order matters: the Origin is checked first (it costs no system call), then the cookie and
 //! the token's shape (a malformed token never reaches the filesystem), then the cache, and
@@ -12,7 +12,7 @@ use crate::cookie;
 use crate::expiry;
 use crate::origin::{OriginHeader, OriginPolicy, ServedHost};
 use crate::store::{self, DirError, Lookup};
-use crate::token::{self, TokenError};
+use crate::token::{self, Token, TokenError};
 
 /// The value of `$wcs_token_auth_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,11 @@ pub enum Status {
     ExpiredToken,
     OriginDenied,
     Error,
+    /// An allowed request the module closed because its token file was removed (or its
+    /// directory was).
+    SessionRevoked,
+    /// An allowed request the module closed because its token outlived `max_age`.
+    SessionExpired,
 }
 
 impl Status {
@@ -36,6 +41,8 @@ impl Status {
             Status::ExpiredToken => "expired_token",
             Status::OriginDenied => "origin_denied",
             Status::Error => "error",
+            Status::SessionRevoked => "session_revoked",
+            Status::SessionExpired => "session_expired",
         }
     }
 }
@@ -149,10 +156,10 @@ impl fmt::Display for Refusal<'_> {
 }
 
 /// The value of `$wcs_token_auth_status` for a decision.
-pub fn status(decision: &Result<(), Refusal<'_>>) -> Status {
+pub fn status<T>(decision: &Result<T, Refusal<'_>>) -> Status {
     decision
         .as_ref()
-        .map_or_else(Refusal::status, |()| Status::Allowed)
+        .map_or_else(Refusal::status, |_| Status::Allowed)
 }
 
 pub fn authorize<'a, C>(
@@ -160,7 +167,7 @@ pub fn authorize<'a, C>(
     req: RequestHeaders<'a, C>,
     cache: &mut TokenCache,
     clock: Clock,
-) -> Result<(), Refusal<'a>>
+) -> Result<Token<'a>, Refusal<'a>>
 where
     C: IntoIterator<Item = &'a [u8]>,
 {
@@ -182,14 +189,14 @@ where
     let key = token.as_bytes();
     if let Some(entry) = cache.get(policy.dir_id, key, clock.now_ms) {
         if fresh(entry.mtime) {
-            return Ok(());
+            return Ok(token);
         }
         // Expired by the cached mtime; the file may have been touched since, so look again.
     }
     match store::lookup(&policy.dir, token) {
         Ok(Lookup::Found { mtime }) if fresh(mtime) => {
             cache.insert(policy.dir_id, key, Entry { mtime }, clock.now_ms);
-            Ok(())
+            Ok(token)
         }
         Ok(Lookup::Found { .. }) => {
             cache.remove(policy.dir_id, key);
@@ -239,7 +246,7 @@ mod tests {
             origin: OriginHeader<'s>,
             cookies: &[&'s [u8]],
             now_ms: u64,
-        ) -> Result<(), Refusal<'s>> {
+        ) -> Result<Token<'s>, Refusal<'s>> {
             let req = RequestHeaders {
                 origin,
                 host: Some(ServedHost::from_authority(b"wcs.example.com")),

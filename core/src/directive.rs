@@ -117,6 +117,18 @@ pub fn max_age(value: &[u8]) -> Result<Option<u64>, &'static str> {
     }
 }
 
+/// `wcs_token_auth_session_check`: how often open sessions are re-checked, in milliseconds
+/// (`Some`, at least 1 ms), or `off` (`None`).
+pub fn session_check(value: &[u8]) -> Result<Option<u64>, &'static str> {
+    match value {
+        b"off" => Ok(None),
+        v => match parse_time_ms(v) {
+            Some(ms) if ms > 0 => Ok(Some(ms)),
+            _ => Err("it must be a time such as 1s or 500ms, or \"off\""),
+        },
+    }
+}
+
 /// `wcs_token_auth_cache_ttl`, in milliseconds; 0 turns the cache off.
 pub fn cache_ttl(value: &[u8]) -> Result<u64, &'static str> {
     parse_time_ms(value).ok_or("it must be a time such as 1s or 500ms")
@@ -292,6 +304,17 @@ mod tests {
                 "{:?}",
                 bad.escape_ascii()
             );
+        }
+    }
+
+    #[test]
+    fn session_check_is_a_positive_time_or_off() {
+        assert_eq!(session_check(b"off"), Ok(None));
+        assert_eq!(session_check(b"1s"), Ok(Some(1000)));
+        assert_eq!(session_check(b"250ms"), Ok(Some(250)));
+        assert_eq!(session_check(b"2"), Ok(Some(2000)));
+        for bad in [&b""[..], b"0", b"0s", b"on", b"-1s", b"1x"] {
+            assert!(session_check(bad).is_err(), "{}", bad.escape_ascii());
         }
     }
 

@@ -12,5 +12,6 @@ pub mod directive;
 pub mod expiry;
 pub mod header_name;
 pub mod origin;
+pub mod session;
 pub mod store;
 pub mod token;

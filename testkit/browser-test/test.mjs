@@ -148,6 +148,27 @@ step('a page from another origin cannot open it, even with a valid AUTH cookie i
   wcsToken('revoke', token);
 });
 
+step('`wcs-token revoke` closes the page\'s open WebSocket within 1.2 s (session_check 1s)', async (context) => {
+  const token = wcsToken('issue');
+  const page = await context.newPage();
+  await page.goto(`${DEMO_URL}/#token=${token}`);
+  const before = accessLines().length;
+  await page.click('#connect');
+  assert.equal(await statusOf(page, ['echoed', 'failed']), 'echoed: hello from the browser');
+  const closedBefore = errorLog().split('closed session: token revoked').length;
+  const revokedAt = Date.now();
+  wcsToken('revoke', token);
+  await page.waitForFunction(() => document.getElementById('status').className === 'disconnected',
+    null, { timeout: 5000 });
+  const took = Date.now() - revokedAt;
+  console.log(`  the page's WebSocket closed ${took} ms after the revoke`);
+  assert.ok(took <= 1200, `closed ${took} ms after the revoke, more than 1.2 s`);
+  await shot(page, '4-revoked-session-closed.png');
+  assert.match(await nextWssLine(before), /"GET \/wss HTTP\/1\.1" 101 wcs_auth=session_revoked$/);
+  assert.ok(errorLog().split('closed session: token revoked').length > closedBefore);
+  await page.close();
+});
+
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const profile = mkdtempSync(join(tmpdir(), 'wcs-chromium-'));

@@ -12,6 +12,10 @@
 //!   other than 200/403. An idle keep-alive connection closed by a worker leaving after a
 //!   reload is not a failed request (browsers retry on a fresh connection; so does the client).
 //!
+//! - with `wcs_token_auth_session_check`, a WebSocket kept open on a churn token must be
+//!   closed after its token's removal began (never before) and by the removal's end (or the
+//!   handshake, if later) + the interval + 100 ms, across reloads too.
+//!
 //! `WCS_LONG=1` runs for five minutes with 20 reloads instead of 12 s with 4.
 
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +36,11 @@ const LIVE_POOL: usize = 300;
 const RECENTLY_REMOVED: usize = 600;
 const STABLE: usize = 20;
 const CLIENTS: usize = 4;
+/// Threads that each keep one WebSocket open on a churn token until nginx closes it.
+const HOLDERS: usize = 4;
+const SESSION_CHECK_MS: u64 = 300;
+/// The close bound beyond the interval.
+const CLOSE_SLACK_MS: u64 = 100;
 
 struct Life {
     created: Instant,
@@ -67,6 +76,9 @@ struct Tally {
     failed: Vec<String>,
     idle_closes: u64,
     connections: u64,
+    /// Handshakes whose WebSocket the session check closed before the echo (the token's
+    /// removal had begun): counted as accepted.
+    closed_on_revoke: u64,
 }
 
 impl Tally {
@@ -84,6 +96,7 @@ impl Tally {
         self.failed.extend(o.failed);
         self.idle_closes += o.idle_closes;
         self.connections += o.connections;
+        self.closed_on_revoke += o.closed_on_revoke;
     }
 }
 
@@ -220,6 +233,17 @@ fn client_loop(port: u16, seed: u64, store: &Mutex<Store>, stop: &AtomicBool) ->
         };
         let got = Instant::now();
         tally.requests += 1;
+        let revoked = |t: &str| {
+            let s = store.lock().unwrap();
+            s.lives.get(t).is_some_and(|l| l.removing.is_some())
+        };
+        let answer = match answer {
+            Answer::Failed(e) if as_websocket && e.starts_with("ws echo") && revoked(&token) => {
+                tally.closed_on_revoke += 1;
+                Answer::Status(101)
+            }
+            other => other,
+        };
         judge(
             &store.lock().unwrap(),
             &mut tally,
@@ -232,6 +256,118 @@ fn client_loop(port: u16, seed: u64, store: &Mutex<Store>, stop: &AtomicBool) ->
     tally.idle_closes = client.idle_closes;
     tally.connections = client.connections;
     tally
+}
+
+/// What the session holders saw.
+#[derive(Default, Debug)]
+struct Sessions {
+    /// Upgrades, each kept open until closed.
+    opened: u64,
+    /// Handshakes refused (403): the token went while it was picked.
+    refused: u64,
+    closed_by_nginx: u64,
+    /// Still open at the end of the run, closed by the test.
+    closed_by_test: u64,
+    /// Closed before its token's removal began.
+    early: Vec<String>,
+    /// Closed later than the bound.
+    late: Vec<String>,
+    failed: Vec<String>,
+    latest_close: Duration,
+}
+
+/// Keeps one WebSocket open at a time on a live churn token and judges its close.
+fn hold_loop(port: u16, seed: u64, store: &Mutex<Store>, stop: &AtomicBool) -> Sessions {
+    let mut rng = Rng::new(seed);
+    let mut out = Sessions::default();
+    let bound = Duration::from_millis(SESSION_CHECK_MS + CLOSE_SLACK_MS);
+    while !stop.load(Ordering::Relaxed) {
+        let token = {
+            let s = store.lock().unwrap();
+            (!s.live.is_empty()).then(|| s.live[rng.below(s.live.len())].clone())
+        };
+        let Some(token) = token else {
+            sleep(Duration::from_millis(5));
+            continue;
+        };
+        let mut ws = match ws_connect_result(port, &token) {
+            Ok(ws) => ws,
+            Err(Answer::Status(403)) => {
+                out.refused += 1;
+                continue;
+            }
+            Err(other) => {
+                out.failed.push(format!("{token}: {other:?}"));
+                continue;
+            }
+        };
+        let opened = Instant::now();
+        out.opened += 1;
+        let closed = loop {
+            if stop.load(Ordering::Relaxed) {
+                break None;
+            }
+            let _ = ws
+                .get_mut()
+                .set_read_timeout(Some(Duration::from_millis(20)));
+            match ws.read() {
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break Some(Instant::now()),
+            }
+        };
+        let Some(closed) = closed else {
+            let _ = ws.close(None);
+            out.closed_by_test += 1;
+            break;
+        };
+        out.closed_by_nginx += 1;
+        let s = store.lock().unwrap();
+        let life = s.lives.get(&token);
+        match life.and_then(|l| l.removing.map(|r| (r, l.removed))) {
+            Some((removing, _)) if removing > closed => out
+                .early
+                .push(format!("{token}: closed before its removal began")),
+            None => out
+                .early
+                .push(format!("{token}: closed while its file existed")),
+            Some((removing, removed)) => {
+                let from = removed.unwrap_or(removing).max(opened);
+                let took = closed.saturating_duration_since(from);
+                out.latest_close = out.latest_close.max(took);
+                if took > bound {
+                    out.late
+                        .push(format!("{token}: closed {took:?} after its removal"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A WebSocket handshake with a token, kept open: the socket, or how the handshake ended.
+fn ws_connect_result(port: u16, token: &str) -> Result<Ws, Answer> {
+    let mut req = format!("ws://127.0.0.1:{port}/wss")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().append(
+        "Cookie",
+        HeaderValue::from_str(&format!("AUTH={token}")).expect("value"),
+    );
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| Answer::Failed(format!("ws connect: {e}")))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    match tungstenite::client::client(req, stream) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            Err(Answer::Status(resp.status().as_u16()))
+        }
+        Err(e) => Err(Answer::Failed(format!("ws handshake: {e}"))),
+    }
 }
 
 /// Creates and removes token files, oldest first, keeping about `LIVE_POOL` of them.
@@ -290,7 +426,10 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
     let mock = MockWcs::start(false).unwrap();
     let server = format!(
         "location = /check {{ wcs_token_auth tokens; root html; try_files /index.html =404; }}\n{}",
-        wss_location(&mock.url(), "")
+        wss_location(
+            &mock.url(),
+            &format!("wcs_token_auth_session_check {SESSION_CHECK_MS}ms;")
+        )
     );
     let nginx = Nginx::start(&format!("wcs_token_auth_cache_ttl {TTL_MS}ms;"), &server);
     let port = nginx.port;
@@ -323,8 +462,14 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
 
     let stop = AtomicBool::new(false);
     let mut reloads_done = 0;
-    let tally = thread::scope(|scope| {
+    let (tally, sessions) = thread::scope(|scope| {
         let churner = scope.spawn(|| churn_loop(&nginx.prefix, 7, &store, &stop));
+        let holders: Vec<_> = (0..HOLDERS)
+            .map(|i| {
+                let (store, stop) = (&store, &stop);
+                scope.spawn(move || hold_loop(port, 200 + i as u64, store, stop))
+            })
+            .collect();
         let clients: Vec<_> = (0..CLIENTS)
             .map(|i| {
                 let (store, stop) = (&store, &stop);
@@ -351,7 +496,19 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
         for c in clients {
             tally.add(c.join().expect("client"));
         }
-        tally
+        let mut sessions = Sessions::default();
+        for h in holders {
+            let o = h.join().expect("holder");
+            sessions.opened += o.opened;
+            sessions.refused += o.refused;
+            sessions.closed_by_nginx += o.closed_by_nginx;
+            sessions.closed_by_test += o.closed_by_test;
+            sessions.early.extend(o.early);
+            sessions.late.extend(o.late);
+            sessions.failed.extend(o.failed);
+            sessions.latest_close = sessions.latest_close.max(o.latest_close);
+        }
+        (tally, sessions)
     });
 
     for (i, ws) in open.iter_mut().enumerate() {
@@ -368,7 +525,7 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
         ws.close(None).expect("close");
         while ws.read().is_ok() {}
     }
-    let expected = tally.requests as usize + kept + 1;
+    let expected = (tally.requests + sessions.opened + sessions.refused) as usize + kept + 1;
     let logged = nginx.access_lines(expected).len();
 
     let s = store.lock().unwrap();
@@ -376,7 +533,9 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
         "churn: {} requests ({} WebSocket handshakes, {} accepted, {} refused) in {:?}, \
          {} reloads, {} token files created, {} deleted, {} open WebSockets kept, \
          {} refusals required by the revocation bound, {} accepts within cache_ttl ({TTL_MS} ms) \
-         after removal (latest sent {:?} after it), {} idle keep-alive closes retried, {} wrong answers, {} failed requests",
+         after removal (latest sent {:?} after it), {} idle keep-alive closes retried, {} wrong answers, {} failed requests; \
+         held sessions: {} opened, {} closed by nginx on revoke (latest {:?} after the removal, bound {} ms), \
+         {} early closes, {} late closes, {} failed",
         tally.requests,
         tally.websockets,
         tally.accepted,
@@ -391,8 +550,26 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
         tally.latest_accept_after_removal,
         tally.idle_closes,
         tally.wrong.len(),
-        tally.failed.len()
+        tally.failed.len(),
+        sessions.opened,
+        sessions.closed_by_nginx,
+        sessions.latest_close,
+        SESSION_CHECK_MS + CLOSE_SLACK_MS,
+        sessions.early.len(),
+        sessions.late.len(),
+        sessions.failed.len(),
     ));
+    assert!(
+        sessions.early.is_empty(),
+        "early closes: {:?}",
+        sessions.early
+    );
+    assert!(sessions.late.is_empty(), "late closes: {:?}", sessions.late);
+    assert!(sessions.failed.is_empty(), "{:?}", sessions.failed);
+    assert!(
+        sessions.closed_by_nginx >= 10,
+        "sessions were closed on revoke: {sessions:?}"
+    );
     assert!(
         tally.wrong.is_empty(),
         "{} wrong answers, first: {:?}",
@@ -415,11 +592,18 @@ fn load_with_token_churn_and_reloads_gives_no_wrong_answer() {
         tally.refusals_required_by_bound >= 100,
         "the revocation bound was exercised: {tally:?}"
     );
-    // Every refusal wrote exactly one line, and nothing else did.
-    let lines = nginx.module_log_lines();
+    // Every refusal wrote exactly one line, every closed session one, and nothing else did.
+    let (closes, lines): (Vec<String>, Vec<String>) = nginx
+        .module_log_lines()
+        .into_iter()
+        .partition(|l| l.contains("closed session: token revoked"));
+    assert_eq!(
+        closes.len() as u64,
+        sessions.closed_by_nginx + tally.closed_on_revoke
+    );
     assert_eq!(
         lines.len() as u64,
-        tally.refused,
+        tally.refused + sessions.refused,
         "one log line per refusal; e.g. {:?}",
         lines.iter().find(|l| !l.contains("unknown token"))
     );

@@ -14,6 +14,7 @@ mod hostile_requests;
 mod http2;
 mod memory;
 mod origin;
+mod sessions;
 mod shared_token_store;
 mod subrequests;
 mod token_auth;

@@ -313,6 +313,13 @@ fn targets(d: &Data) -> Vec<Target> {
             ws("none"),
             0.97,
         ),
+        ratio_target(
+            d,
+            "WebSocket handshakes/s: session_check 1s ≥ 0.97 × none",
+            ws("session_check"),
+            ws("none"),
+            0.97,
+        ),
     ];
     for mode in ["hot", "rotate", "random"] {
         t.push(ratio_target(

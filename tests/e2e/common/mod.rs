@@ -18,6 +18,7 @@ use tungstenite::{Message, WebSocket};
 
 pub mod eio_fs;
 pub mod h2;
+pub mod sessions;
 pub mod traffic;
 
 /// The nginx binary under test: `$WCS_NGINX`, else the one this module was built against.

@@ -1,0 +1,635 @@
+//! Open sessions and the rounds that re-check their tokens (`wcs_token_auth_session_check`).
+//!
+//! A session is a request the module allowed, from then until it ends. Each one is checked on
+//! a grid of its location's interval (the rounds fall at whole multiples of it), so sessions
+//! with the same interval share rounds: one `open` per distinct directory and one `fstatat`
+//! per distinct token, read fresh from the token directory, never from the cache. The shell
+//! closes what a round says to close; this module never touches a request.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::auth::Status;
+use crate::expiry;
+use crate::store::{self, DirError, Lookup};
+use crate::token;
+
+/// The maps' hash: every due session is looked up by id in each round, which must stay far
+/// below a millisecond per thousand tokens. Ids are the registry's own, and tokens (hashed
+/// only when a session is tracked or ends) passed the access check, so they name files the
+/// operator created: nobody can choose keys to fill a bucket.
+type Hasher = foldhash::fast::RandomState;
+
+/// Identifies a tracked session; never reused within a worker.
+pub type SessionId = u64;
+
+/// Why a session is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ending {
+    /// The token file is gone (or is no longer a regular file).
+    Revoked,
+    /// The token file is older than the location's `max_age`.
+    Expired,
+    /// The token directory itself is gone (ENOENT, ENOTDIR).
+    DirMissing,
+}
+
+impl Ending {
+    /// The value `$wcs_token_auth_status` takes for the closed request.
+    pub fn status(self) -> Status {
+        match self {
+            Ending::Revoked | Ending::DirMissing => Status::SessionRevoked,
+            Ending::Expired => Status::SessionExpired,
+        }
+    }
+
+    /// The error-log line; the token itself never appears in it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Ending::Revoked => "wcs_token_auth: closed session: token revoked",
+            Ending::Expired => "wcs_token_auth: closed session: token expired",
+            Ending::DirMissing => "wcs_token_auth: closed session: token directory missing",
+        }
+    }
+}
+
+/// Where a round reads tokens from; [`FreshStore`] in the module, a fake in tests.
+pub trait Store {
+    type Dir;
+    fn open_dir(&mut self, dir: &CStr) -> Result<Self::Dir, DirError>;
+    fn lookup(&mut self, dir: &Self::Dir, token: &[u8]) -> Result<Lookup, DirError>;
+}
+
+/// The token directory as it is now: opened by path each round, so a directory that was
+/// removed or replaced is seen, with the handshake's rules (no symlinks, regular files only).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FreshStore;
+
+impl Store for FreshStore {
+    type Dir = OwnedFd;
+
+    fn open_dir(&mut self, dir: &CStr) -> Result<OwnedFd, DirError> {
+        store::open_dir(dir)
+    }
+
+    fn lookup(&mut self, dir: &OwnedFd, token: &[u8]) -> Result<Lookup, DirError> {
+        match token::parse(token) {
+            Ok(t) => store::lookup_in(dir.as_fd(), t),
+            // Only parsed tokens are tracked; a name that is not one cannot name a file.
+            Err(_) => Ok(Lookup::NotFound),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Session<H> {
+    handle: H,
+    /// Index in [`Registry::tokens`].
+    token: usize,
+    max_age_secs: Option<u64>,
+    interval_ms: u64,
+    /// When it is next checked, on the monotonic clock the caller uses.
+    due_ms: u64,
+}
+
+/// A distinct (directory, token) pair and how many sessions hold it.
+#[derive(Debug)]
+struct TokenSlot {
+    /// Index in [`Registry::dirs`].
+    dir: usize,
+    token: Box<[u8]>,
+    sessions: usize,
+}
+
+/// What a session is checked against, as the location that allowed it says.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub dir: &'a CStr,
+    pub max_age_secs: Option<u64>,
+    /// At least 1.
+    pub interval_ms: u64,
+}
+
+/// The open sessions of one worker; `H` is the shell's handle on the request.
+///
+/// Tokens are interned when a session is tracked, so that a round hashes nothing: it asks
+/// the directory about each due token slot once, by index.
+#[derive(Debug)]
+pub struct Registry<H> {
+    sessions: HashMap<SessionId, Session<H>, Hasher>,
+    /// Distinct token directories seen; only as many as the configurations name.
+    dirs: Vec<CString>,
+    /// Token slots; `None` is free (listed in `free`).
+    tokens: Vec<Option<TokenSlot>>,
+    free: Vec<usize>,
+    /// Slot of each (directory index, little endian, then token).
+    token_index: HashMap<Vec<u8>, usize, Hasher>,
+    next_id: SessionId,
+}
+
+impl<H> Default for Registry<H> {
+    fn default() -> Self {
+        Registry {
+            sessions: HashMap::default(),
+            dirs: Vec::new(),
+            tokens: Vec::new(),
+            free: Vec::new(),
+            token_index: HashMap::default(),
+            next_id: 0,
+        }
+    }
+}
+
+fn token_key(dir: usize, token: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + token.len());
+    key.extend_from_slice(&(dir as u64).to_le_bytes());
+    key.extend_from_slice(token);
+    key
+}
+
+/// What a round learnt about one token slot.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    NotAsked,
+    Found(i64),
+    Gone,
+}
+
+/// A directory whose sessions a round could not check, and kept.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub dir: CString,
+    pub error: io::Error,
+}
+
+/// What one round found.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Sessions to close, each once.
+    pub close: Vec<(SessionId, Ending)>,
+    /// At most one entry per directory.
+    pub unreadable: Vec<Unreadable>,
+    /// Sessions checked this round.
+    pub checked: usize,
+    /// Token lookups made (one per distinct token of a readable directory).
+    pub lookups: usize,
+}
+
+/// The first point of the `interval_ms` grid after `now_ms`.
+fn next_grid_point(now_ms: u64, interval_ms: u64) -> u64 {
+    let interval = interval_ms.max(1);
+    (now_ms / interval)
+        .saturating_add(1)
+        .saturating_mul(interval)
+}
+
+impl<H: Copy> Registry<H> {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Starts tracking a session allowed at `now_ms` with `token`.
+    pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now_ms: u64) -> SessionId {
+        let dir = match self.dirs.iter().position(|d| d.as_c_str() == rules.dir) {
+            Some(i) => i,
+            None => {
+                self.dirs.push(rules.dir.to_owned());
+                self.dirs.len() - 1
+            }
+        };
+        let key = token_key(dir, token);
+        let slot = match self.token_index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                let new = Some(TokenSlot {
+                    dir,
+                    token: token.into(),
+                    sessions: 0,
+                });
+                let slot = match self.free.pop() {
+                    Some(free) => free,
+                    None => {
+                        self.tokens.push(None);
+                        self.tokens.len() - 1
+                    }
+                };
+                if let Some(entry) = self.tokens.get_mut(slot) {
+                    *entry = new;
+                }
+                self.token_index.insert(key, slot);
+                slot
+            }
+        };
+        if let Some(Some(t)) = self.tokens.get_mut(slot) {
+            t.sessions += 1;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let session = Session {
+            handle,
+            token: slot,
+            max_age_secs: rules.max_age_secs,
+            interval_ms: rules.interval_ms.max(1),
+            due_ms: next_grid_point(now_ms, rules.interval_ms),
+        };
+        self.sessions.insert(id, session);
+        id
+    }
+
+    /// Stops tracking a session (its request ended); `false` if it was not tracked.
+    pub fn untrack(&mut self, id: SessionId) -> bool {
+        let Some(session) = self.sessions.remove(&id) else {
+            return false;
+        };
+        let entry = self.tokens.get_mut(session.token);
+        if let Some(slot) = entry {
+            let last = slot.as_mut().is_some_and(|t| {
+                t.sessions = t.sessions.saturating_sub(1);
+                t.sessions == 0
+            });
+            if let Some(t) = last.then(|| slot.take()).flatten() {
+                self.token_index.remove(&token_key(t.dir, &t.token));
+                self.free.push(session.token);
+            }
+        }
+        true
+    }
+
+    /// Stops tracking a session the caller is about to close, and returns its request: a
+    /// request that takes a while to go away once closed (an HTTP/2 stream still flushing) is
+    /// then never closed twice.
+    pub fn take(&mut self, id: SessionId) -> Option<H> {
+        let handle = self.handle(id)?;
+        self.untrack(id);
+        Some(handle)
+    }
+
+    /// The request of a tracked session.
+    pub fn handle(&self, id: SessionId) -> Option<H> {
+        self.sessions.get(&id).map(|s| s.handle)
+    }
+
+    /// When a session is next checked.
+    pub fn due_ms(&self, id: SessionId) -> Option<u64> {
+        self.sessions.get(&id).map(|s| s.due_ms)
+    }
+
+    /// When the next round is due, if anything is tracked.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.sessions.values().map(|s| s.due_ms).min()
+    }
+
+    /// Checks every session due at `now_ms` (`unix_secs` is the wall clock, for `max_age`)
+    /// and schedules its next check. Nothing is removed: the caller closes what
+    /// [`Round::close`] lists, and untracks each session when its request ends.
+    pub fn round<S: Store>(&mut self, now_ms: u64, unix_secs: i64, store: &mut S) -> Round {
+        // The due sessions of each directory, by the directory's index.
+        let mut due: Vec<Vec<SessionId>> = self.dirs.iter().map(|_| Vec::new()).collect();
+        let mut round = Round::default();
+        for (&id, s) in self.sessions.iter_mut() {
+            if s.due_ms <= now_ms {
+                s.due_ms = next_grid_point(now_ms, s.interval_ms);
+                let dir = self
+                    .tokens
+                    .get(s.token)
+                    .and_then(Option::as_ref)
+                    .map(|t| t.dir);
+                if let Some(group) = dir.and_then(|d| due.get_mut(d)) {
+                    group.push(id);
+                    round.checked += 1;
+                }
+            }
+        }
+        let mut answers = vec![Answer::NotAsked; self.tokens.len()];
+        for (dir, group) in due.iter().enumerate() {
+            if !group.is_empty() {
+                self.check_dir(dir, group, unix_secs, store, &mut answers, &mut round);
+            }
+        }
+        round
+    }
+
+    /// One directory's share of a round: `group` holds its due sessions.
+    fn check_dir<S: Store>(
+        &self,
+        dir: usize,
+        group: &[SessionId],
+        unix_secs: i64,
+        store: &mut S,
+        answers: &mut [Answer],
+        round: &mut Round,
+    ) {
+        let Some(path) = self.dirs.get(dir) else {
+            return;
+        };
+        let sessions = group
+            .iter()
+            .filter_map(|&id| self.sessions.get(&id).map(|s| (id, s)));
+        let handle = match store.open_dir(path) {
+            Ok(h) => h,
+            Err(DirError::Missing(_)) => {
+                round
+                    .close
+                    .extend(sessions.map(|(id, _)| (id, Ending::DirMissing)));
+                return;
+            }
+            Err(DirError::Failed(error)) => {
+                round.unreadable.push(Unreadable {
+                    dir: path.clone(),
+                    error,
+                });
+                return;
+            }
+        };
+        let mut close = Vec::new();
+        for (id, s) in sessions {
+            let (Some(answer), Some(Some(slot))) =
+                (answers.get_mut(s.token), self.tokens.get(s.token))
+            else {
+                continue;
+            };
+            if let Answer::NotAsked = answer {
+                // Each distinct token once per round, however many sessions share it.
+                round.lookups += 1;
+                *answer = match store.lookup(&handle, &slot.token) {
+                    Ok(Lookup::Found { mtime }) => Answer::Found(mtime),
+                    Ok(Lookup::NotFound) => Answer::Gone,
+                    Err(DirError::Missing(error) | DirError::Failed(error)) => {
+                        // The directory turned unreadable under us: keep them all.
+                        round.unreadable.push(Unreadable {
+                            dir: path.clone(),
+                            error,
+                        });
+                        return;
+                    }
+                };
+            }
+            match *answer {
+                Answer::Gone => close.push((id, Ending::Revoked)),
+                Answer::Found(m) if !expiry::is_fresh(m, unix_secs, s.max_age_secs) => {
+                    close.push((id, Ending::Expired));
+                }
+                Answer::Found(_) | Answer::NotAsked => {}
+            }
+        }
+        round.close.extend(close);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap as Map, HashSet};
+    use std::fs;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn cdir(p: &std::path::Path) -> CString {
+        CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+    }
+
+    fn rules(dir: &CStr, interval_ms: u64) -> Rules<'_> {
+        Rules {
+            dir,
+            max_age_secs: None,
+            interval_ms,
+        }
+    }
+
+    fn now_unix() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    /// A directory's files and their mtimes, or the errno opening it fails with.
+    type FakeDir = Result<Map<Vec<u8>, i64>, i32>;
+
+    /// Counts calls and answers from a map: (dir, token) -> mtime; a missing dir is ENOENT.
+    #[derive(Default)]
+    struct Fake {
+        dirs: Map<Vec<u8>, FakeDir>,
+        opens: usize,
+        lookups: usize,
+    }
+
+    impl Store for Fake {
+        type Dir = Map<Vec<u8>, i64>;
+        fn open_dir(&mut self, dir: &CStr) -> Result<Self::Dir, DirError> {
+            self.opens += 1;
+            match self.dirs.get(dir.to_bytes()) {
+                Some(Ok(m)) => Ok(m.clone()),
+                Some(Err(errno)) => Err(DirError::Failed(io::Error::from_raw_os_error(*errno))),
+                None => Err(DirError::Missing(io::Error::from_raw_os_error(2))),
+            }
+        }
+        fn lookup(&mut self, dir: &Self::Dir, token: &[u8]) -> Result<Lookup, DirError> {
+            self.lookups += 1;
+            Ok(dir
+                .get(token)
+                .map_or(Lookup::NotFound, |&mtime| Lookup::Found { mtime }))
+        }
+    }
+
+    #[test]
+    fn rounds_fall_on_the_interval_grid() {
+        let d = c"/t";
+        let mut reg = Registry::new();
+        assert_eq!(reg.next_due_ms(), None, "nothing tracked, no round");
+        reg.track(1u32, b"a", rules(d, 1000), 1500);
+        reg.track(2u32, b"b", rules(d, 1000), 1999);
+        reg.track(3u32, b"c", rules(d, 300), 1700);
+        assert_eq!(reg.next_due_ms(), Some(1800));
+        let mut store = Fake::default();
+        store.dirs.insert(b"/t".to_vec(), Ok(Map::new()));
+        let r = reg.round(1800, 0, &mut store);
+        assert_eq!(r.checked, 1, "only the 300 ms session is due");
+        assert_eq!(reg.next_due_ms(), Some(2000));
+        let r = reg.round(2000, 0, &mut store);
+        assert_eq!(r.checked, 2);
+        assert_eq!(reg.next_due_ms(), Some(2100));
+    }
+
+    #[test]
+    fn each_distinct_token_is_looked_up_once_per_round() {
+        let mut store = Fake::default();
+        let tokens: Map<Vec<u8>, i64> =
+            (0..10).map(|i| (format!("t{i}").into_bytes(), 0)).collect();
+        store.dirs.insert(b"/a".to_vec(), Ok(tokens.clone()));
+        store.dirs.insert(b"/b".to_vec(), Ok(tokens));
+        let mut reg = Registry::new();
+        for i in 0..100u32 {
+            let dir = if i % 2 == 0 { c"/a" } else { c"/b" };
+            let token = format!("t{}", i % 10);
+            reg.track(i, token.as_bytes(), rules(dir, 1000), 0);
+        }
+        let r = reg.round(1000, 0, &mut store);
+        assert_eq!(r.checked, 100);
+        assert!(r.close.is_empty() && r.unreadable.is_empty());
+        assert_eq!(store.opens, 2, "one open per directory");
+        assert_eq!(store.lookups, 10, "t0..t9, five per directory");
+        assert_eq!(r.lookups, 10);
+    }
+
+    #[test]
+    fn outcomes_revoked_expired_and_kept() {
+        let now = 10_000;
+        let mut store = Fake::default();
+        let files = Map::from([(b"old".to_vec(), now - 100), (b"new".to_vec(), now - 5)]);
+        store.dirs.insert(b"/d".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        let aged = Rules {
+            dir: c"/d",
+            max_age_secs: Some(60),
+            interval_ms: 1000,
+        };
+        let gone = reg.track(1u32, b"gone", aged, 0);
+        let old = reg.track(2u32, b"old", aged, 0);
+        let new = reg.track(3u32, b"new", aged, 0);
+        let old_no_max_age = reg.track(4u32, b"old", rules(c"/d", 1000), 0);
+        let r = reg.round(1000, now, &mut store);
+        let close: Map<_, _> = r.close.into_iter().collect();
+        assert_eq!(close.get(&gone), Some(&Ending::Revoked));
+        assert_eq!(close.get(&old), Some(&Ending::Expired));
+        assert_eq!(close.get(&new), None);
+        assert_eq!(close.get(&old_no_max_age), None, "max_age is per location");
+        assert_eq!(store.lookups, 3);
+    }
+
+    #[test]
+    fn a_missing_directory_closes_its_sessions_and_an_unreadable_one_keeps_them() {
+        let mut store = Fake::default();
+        store.dirs.insert(b"/locked".to_vec(), Err(13));
+        let mut reg = Registry::new();
+        let a = reg.track(1u32, b"t", rules(c"/gone", 1000), 0);
+        let b = reg.track(2u32, b"u", rules(c"/gone", 1000), 0);
+        reg.track(3u32, b"t", rules(c"/locked", 1000), 0);
+        reg.track(4u32, b"u", rules(c"/locked", 1000), 0);
+        let r = reg.round(1000, 0, &mut store);
+        let closed: HashSet<_> = r.close.iter().copied().collect();
+        assert_eq!(
+            closed,
+            HashSet::from([(a, Ending::DirMissing), (b, Ending::DirMissing)])
+        );
+        assert_eq!(r.unreadable.len(), 1, "one report per directory per round");
+        assert_eq!(r.unreadable[0].dir.as_c_str(), c"/locked");
+        assert_eq!(r.unreadable[0].error.raw_os_error(), Some(13));
+        assert_eq!(store.lookups, 0);
+    }
+
+    #[test]
+    fn untracked_sessions_are_gone_and_ids_are_not_reused() {
+        let mut reg = Registry::new();
+        let a = reg.track(7u32, b"t", rules(c"/d", 1000), 0);
+        assert_eq!(reg.handle(a), Some(7));
+        assert!(reg.untrack(a));
+        let taken = reg.track(8u32, b"t", rules(c"/d", 1000), 0);
+        assert_eq!(reg.take(taken), Some(8));
+        assert_eq!(reg.take(taken), None, "taken once");
+        assert!(!reg.untrack(taken), "the pool cleanup finds nothing left");
+        assert!(!reg.untrack(a));
+        assert_eq!(reg.handle(a), None);
+        assert!(reg.is_empty());
+        assert_eq!(reg.next_due_ms(), None);
+        let b = reg.track(7u32, b"t", rules(c"/d", 1000), 0);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_token_slot_lives_while_a_session_holds_it() {
+        let mut store = Fake::default();
+        let files = Map::from([(b"b".to_vec(), 0)]);
+        store.dirs.insert(b"/d".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        let a1 = reg.track(1u32, b"a", rules(c"/d", 1000), 0);
+        let a2 = reg.track(2u32, b"a", rules(c"/d", 1000), 0);
+        reg.untrack(a1);
+        let r = reg.round(1000, 0, &mut store);
+        assert_eq!(
+            r.close,
+            vec![(a2, Ending::Revoked)],
+            "a2 still holds token a"
+        );
+        reg.untrack(a2);
+        // The freed slot is reused for another token; nothing of "a" is left in it.
+        let b = reg.track(3u32, b"b", rules(c"/d", 1000), 1000);
+        assert_eq!(reg.due_ms(b), Some(2000));
+        let r = reg.round(2000, 0, &mut store);
+        assert!(r.close.is_empty(), "{r:?}");
+        assert_eq!((r.checked, r.lookups), (1, 1));
+    }
+
+    #[test]
+    fn endings_map_to_statuses_and_lines() {
+        assert_eq!(Ending::Revoked.status().as_str(), "session_revoked");
+        assert_eq!(Ending::DirMissing.status().as_str(), "session_revoked");
+        assert_eq!(Ending::Expired.status().as_str(), "session_expired");
+        assert!(Ending::DirMissing
+            .message()
+            .ends_with("token directory missing"));
+    }
+
+    #[test]
+    fn fresh_store_reads_the_directory_as_it_is_now() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = cdir(&d.path().join("tokens"));
+        fs::create_dir(d.path().join("tokens")).unwrap();
+        fs::write(d.path().join("tokens/keep"), "").unwrap();
+        fs::write(d.path().join("tokens/drop"), "").unwrap();
+        std::os::unix::fs::symlink("keep", d.path().join("tokens/link")).unwrap();
+        let old = fs::File::options()
+            .write(true)
+            .open(d.path().join("tokens/keep"))
+            .unwrap();
+        let mut reg = Registry::new();
+        let aged = Rules {
+            dir: &dir,
+            max_age_secs: Some(60),
+            interval_ms: 1000,
+        };
+        let keep = reg.track(1u32, b"keep", aged, 0);
+        let drop = reg.track(2u32, b"drop", aged, 0);
+        let link = reg.track(3u32, b"link", aged, 0);
+        fs::remove_file(d.path().join("tokens/drop")).unwrap();
+        let r = reg.round(1000, now_unix(), &mut FreshStore);
+        let close: Map<_, _> = r.close.into_iter().collect();
+        assert_eq!(close.len(), 2);
+        assert_eq!(close.get(&drop), Some(&Ending::Revoked));
+        assert_eq!(
+            close.get(&link),
+            Some(&Ending::Revoked),
+            "symlinks never count"
+        );
+        reg.untrack(drop);
+        reg.untrack(link);
+
+        old.set_modified(SystemTime::now() - Duration::from_secs(120))
+            .unwrap();
+        let r = reg.round(2000, now_unix(), &mut FreshStore);
+        assert_eq!(r.close, vec![(keep, Ending::Expired)]);
+        old.set_modified(SystemTime::now()).unwrap();
+        let r = reg.round(3000, now_unix(), &mut FreshStore);
+        assert!(r.close.is_empty(), "touch renews the lease");
+
+        fs::rename(d.path().join("tokens"), d.path().join("moved")).unwrap();
+        let r = reg.round(4000, now_unix(), &mut FreshStore);
+        assert_eq!(r.close, vec![(keep, Ending::DirMissing)]);
+        fs::create_dir(d.path().join("tokens")).unwrap();
+        let r = reg.round(5000, now_unix(), &mut FreshStore);
+        assert_eq!(
+            r.close,
+            vec![(keep, Ending::Revoked)],
+            "a recreated directory is read anew"
+        );
+    }
+}
