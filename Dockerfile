@@ -22,7 +22,8 @@ RUN apt-get update \
 WORKDIR /src
 
 # The dependencies first, from the manifests alone and empty crates, so that this layer
-# survives changes to the sources.
+# survives changes to the sources; each cargo command as the steps below run it (the test
+# stage's too), since another package or feature selection builds them anew.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY core/Cargo.toml core/
 COPY testkit/mock-wcs/Cargo.toml testkit/mock-wcs/
@@ -40,9 +41,13 @@ RUN if [ -d target/container/vendor ]; then \
         mkdir -p "$crate/src" && : >"$crate/src/lib.rs"; \
     done \
     && echo 'fn main() {}' >wcs-token/src/main.rs \
+    && mkdir -p tests/e2e && echo 'fn main() {}' >tests/e2e/main.rs \
     && bash scripts/build.sh --debian \
-    && cargo build --release --locked -p wcs-token -p mock-wcs \
-    && rm -rf src core/src testkit/mock-wcs/src wcs-token/src bench/src target/dist
+    && cargo build --release --locked -p wcs-token \
+    && cargo build --release --locked -p mock-wcs \
+    && CARGO_TARGET_DIR=/src/target/external NGINX_BUILD_DIR=/src/target/debian-nginx/objs \
+        cargo test --release --locked --no-default-features --features export-modules --test e2e --no-run \
+    && rm -rf src core/src testkit/mock-wcs/src wcs-token/src bench/src tests target/dist
 
 COPY . .
 # The sources are older than the empty crates' builds: make cargo see them as changed.
