@@ -113,7 +113,10 @@ LIST
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
     tar -C "$root" -c . | podman import -q - docker.io/library/debian:bookworm >/dev/null
     rm -rf "$root" "$root.log"
-    # A kernel or runtime that refuses containers shows here, before any build.
+}
+
+# A kernel or runtime that refuses containers shows here, before any build.
+probe() {
     podman run --rm --name "$NAME-probe" debian:bookworm true ||
         skip "podman cannot start a container on this machine"
 }
@@ -125,7 +128,8 @@ vendor() {
     if [ ! -f "$dir/.stamp" ] || [ "$(cat "$dir/.stamp")" != "$(sha256sum Cargo.lock)" ]; then
         rm -rf "$dir"
         mkdir -p "${dir%/*}"
-        cargo vendor --locked --versioned-dirs "$dir" >/dev/null
+        cargo vendor --locked --versioned-dirs "$dir" >/dev/null 2>"target/container/vendor.log" ||
+            { tail -n 20 target/container/vendor.log; die "cargo vendor failed"; }
         sha256sum Cargo.lock >"$dir/.stamp"
     fi
 }
@@ -216,6 +220,7 @@ mkdir -p target/container
 trap cleanup EXIT
 timed "engine (install, configure)" engine
 timed "base image debian:bookworm" base_image
+probe
 images
 if [ "${1:-}" != images ]; then
     demo_ports
