@@ -30,12 +30,14 @@ COPY testkit/mock-wcs/Cargo.toml testkit/mock-wcs/
 COPY wcs-token/Cargo.toml wcs-token/
 COPY bench/Cargo.toml bench/
 COPY scripts/common.sh scripts/build.sh scripts/
-# The glob lets the build go on without the vendor directory.
-COPY target/containe[r]/vendo[r] target/container/vendor/
-RUN if [ -d target/container/vendor ]; then \
-        mkdir -p "$HOME/.cargo" \
-        && printf '%s\n' '[source.crates-io]' 'replace-with = "vendored"' '[source.vendored]' \
-            'directory = "/src/target/container/vendor"' >"$HOME/.cargo/config.toml"; \
+# The vendored crates if the context has them (a glob that matches nothing copies nothing),
+# with the cargo configuration that uses them.
+COPY packaging/cargo-vendor.toml target/containe[r]/vendo[r] target/container/vendor/
+RUN mkdir -p "$HOME/.cargo" \
+    && if find target/container/vendor -mindepth 1 -maxdepth 1 -type d | grep -q .; then \
+        mv target/container/vendor/cargo-vendor.toml "$HOME/.cargo/config.toml"; \
+    else \
+        rm -r target/container; \
     fi \
     && for crate in . core testkit/mock-wcs wcs-token bench; do \
         mkdir -p "$crate/src" && : >"$crate/src/lib.rs"; \
