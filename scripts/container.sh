@@ -18,7 +18,9 @@
 #      then the demo as the image runs it, with its token directory bind-mounted from the host,
 #      so wcs-token on the host issues and revokes the tokens the container's nginx reads, and
 #      the browser test (testkit/browser-test) drives the demo page through it;
-#   6. the end-to-end suite in the test container.
+#   6. the runtime image for real use: its nginx in the foreground with a mounted nginx.conf and
+#      token directory (no token 403, a token issued on the host 200, revoked 403);
+#   7. the end-to-end suite in the test container.
 #
 # Every container it starts is removed when it ends. Where no container engine can run (not
 # root and no podman, or a kernel that refuses containers) it prints a NOTE and exits 0.
@@ -209,6 +211,56 @@ demo_from_host() {
         node testkit/browser-test/test.mjs
     podman stop -t 5 "$NAME-demo" >/dev/null
     podman rm "$NAME-demo" >/dev/null
+    rm -rf "$DEMO_HOST_DIR"
+}
+
+# The status line's code of GET /wss on DEMO_PORT, with the cookie given if any.
+http_status() {
+    local req="GET /wss HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+    [ -z "${1:-}" ] || req+="Cookie: $1\r\n"
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$DEMO_PORT"
+        printf '%b\r\n' "$req" >&3
+        timeout 10 head -n 1 <&3 | cut -d ' ' -f 2
+    )
+}
+
+# The image for real use: its nginx with a mounted nginx.conf (Debian's way of loading the
+# module, the workers as www-data) and a mounted token directory that wcs-token on the host fills.
+real_config() {
+    local dir cli="$OUT/bin/wcs-token" token i
+    dir=$(mktemp -d /tmp/wcs-token-auth-container.XXXXXX)
+    DEMO_HOST_DIR=$dir # removed by cleanup
+    install -d -m 0750 -g www-data "$dir/tokens"
+    cat >"$dir/nginx.conf" <<CONF
+include /etc/nginx/modules-enabled/*.conf;
+user www-data;
+error_log stderr;
+events {}
+http {
+    server {
+        listen 127.0.0.1:$DEMO_PORT;
+        # Any file will do: the check runs before it is served.
+        location /wss { wcs_token_auth /var/lib/nginx/tokens; alias /etc/nginx/mime.types; }
+    }
+}
+CONF
+    podman run -d --name "$NAME-nginx" --network host -v "$dir/nginx.conf:/etc/nginx/nginx.conf:ro" \
+        -v "$dir/tokens:/var/lib/nginx/tokens" "$IMAGE" nginx -g 'daemon off;' >/dev/null
+    for i in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$DEMO_PORT") 2>/dev/null && break
+        [ "$i" -lt 50 ] || die "the container's nginx does not listen on $DEMO_PORT"
+        sleep 0.1
+    done
+    token=$("$cli" --dir "$dir/tokens" issue --owner root:www-data)
+    [ "$(http_status)" = 403 ] || die "no token was not refused by the container's own configuration"
+    [ "$(http_status "AUTH=$token")" = 200 ] || die "a token issued on the host was refused by the container's own configuration"
+    "$cli" --dir "$dir/tokens" revoke "$token"
+    sleep 1.2
+    [ "$(http_status "AUTH=$token")" = 403 ] || die "a revoked token was let through by the container's own configuration"
+    echo "  own nginx.conf and token directory: no token 403, host-issued token 200, revoked 403"
+    podman rm -f -t 2 "$NAME-nginx" >/dev/null
+    rm -rf "$dir"
 }
 
 e2e_in_container() {
@@ -231,6 +283,8 @@ if [ "${1:-}" != images ]; then
     timed "demo check in runtime container" demo_in_container
     say "the runtime container's demo, driven from the host"
     timed "host tools + browser vs container" demo_from_host
+    say "the image with a mounted nginx.conf and token directory, nginx in the foreground"
+    timed "own config in runtime container" real_config
     say "the end-to-end suite in the test container"
     timed "e2e in test container" e2e_in_container
 fi
