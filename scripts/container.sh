@@ -268,9 +268,9 @@ e2e_in_container() {
     grep -q '^test result: ok' target/container/e2e.log || die "the end-to-end suite failed in the test container"
 }
 
-mkdir -p target/container
 trap cleanup EXIT
 timed "engine (install, configure)" engine
+mkdir -p target/container
 timed "base image debian:bookworm" base_image
 probe
 images
