@@ -4,7 +4,8 @@
 # nginx's own configure/make (./config); the memory checks and a short fuzz run; the benchmark
 # harness's answer check; the demo's own check, the demo again from a copy of the checkout in
 # a private (0700) directory and under a path with a space, the demo page in a headless
-# browser, and the demo from a staged Debian-style install (what the Docker image runs).
+# browser, the demo from a staged Debian-style install, and the container tests
+# (scripts/container.sh: the Dockerfile's stages, the .deb, nginx running in containers).
 # Installs the Debian packages it needs (as root) when they are missing.
 # WCS_LONG=1 scripts/test.sh runs the long variants (minutes of load and churn, a million
 # random hostile requests, 100k and 1M requests under valgrind, 300 s of fuzzing per target)
@@ -59,7 +60,7 @@ bash scripts/demo-from-any-checkout.sh
 say "browser test"
 bash testkit/browser-test/run.sh 2>&1 | tee -a "$RESULTS"
 
-say "install into a staging root as the Docker image does, then the demo from it on Debian's nginx"
+say "install into a staging root (scripts/install.sh), then the demo from it on Debian's nginx"
 STAGE="$ROOT/target/stage"
 rm -rf "$STAGE"
 bash scripts/install.sh "$STAGE"
@@ -87,6 +88,12 @@ fi
 # no timing here.
 say "bench check"
 bash bench/bench.sh --check
+
+# The Dockerfile's stages built with podman, the .deb linted and installed in a clean
+# container, the demo's check, the browser test and the end-to-end suite against nginx running
+# in containers (a NOTE and no failure where no container engine can run).
+say "containers (scripts/container.sh)"
+bash scripts/container.sh 2>&1 | tee -a "$RESULTS"
 
 say "all tests passed"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"

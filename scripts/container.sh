@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Builds the Dockerfile's stages with podman and tests the module in containers:
+#
+#   scripts/container.sh          everything below
+#   scripts/container.sh images   only the engine, the base image and the three stages
+#
+#   1. the engine: podman with runc, the cgroupfs manager, the host's network and ulimits no
+#      higher than the machine's hard limits (a drop-in in /etc/containers/containers.conf.d/);
+#      installed and configured when missing, as root;
+#   2. the base image debian:bookworm, made from Debian's archive with debootstrap when no
+#      image of that name is there (no image registry needs to be reachable);
+#   3. the stages build (the module, the tools and the .deb), runtime (Debian's nginx with the
+#      .deb installed) and test (the end-to-end suite against the runtime image's nginx);
+#   4. lintian on the .deb, then the .deb in a clean debian:bookworm container: apt-get
+#      install pulls nginx in, nginx -t, the demo's check, apt-get remove, and apt refusing an
+#      nginx of another ABI (packaging/deb/check.sh);
+#   5. the runtime container on loopback ports (--network host): the demo's own check inside it;
+#      then the demo as the image runs it, with its token directory bind-mounted from the host,
+#      so wcs-token on the host issues and revokes the tokens the container's nginx reads, and
+#      the browser test (testkit/browser-test) drives the demo page through it;
+#   6. the runtime image for real use: its nginx in the foreground with a mounted nginx.conf and
+#      token directory (no token 403, a token issued on the host 200, revoked 403);
+#   7. the end-to-end suite in the test container.
+#
+# Every container it starts is removed when it ends. Where no container engine can run (not
+# root and no podman, or a kernel that refuses containers) it prints a NOTE and exits 0.
+# The .deb and the tools built in the image are copied to target/container/out/.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+IMAGE=${WCS_IMAGE:-wcs-token-auth}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+OUT="$ROOT/target/container/out"
+NAME="wcs-token-auth-test-$$"
+TIMES=()
+
+# Skips the container tests with a NOTE: only for a machine where no engine can run at all.
+skip() {
+    say "NOTE: container tests SKIPPED: $*"
+    exit 0
+}
+
+timed() { # timed LABEL COMMAND...: runs it and keeps its duration for the summary
+    local label=$1 start=$SECONDS
+    shift
+    "$@"
+    TIMES+=("$(printf '%-34s %4ds' "$label" $((SECONDS - start)))")
+}
+
+cleanup() {
+    local c
+    for c in $(podman ps -a --filter "name=^$NAME" --format '{{.Names}}' 2>/dev/null); do
+        podman rm -f -t 2 "$c" >/dev/null 2>&1 || true
+    done
+    [ -z "${DEMO_HOST_DIR:-}" ] || rm -rf "$DEMO_HOST_DIR"
+}
+
+# The settings this machine needs, in a drop-in of our own: an existing containers.conf is left
+# as it is. runc: crun refuses hybrid cgroup hierarchies; the host's network: no bridge or
+# slirp is needed to reach loopback ports and the package archives; ulimits: a container may not
+# ask for more than the machine's hard limits.
+engine_conf() {
+    local nofile nproc conf=/etc/containers/containers.conf.d/50-wcs-token-auth.conf want
+    nofile=$(ulimit -Hn)
+    nproc=$(ulimit -Hu)
+    [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ] && nofile=65536
+    [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
+    want=$(
+        cat <<CONF
+# Written by scripts/container.sh (ngx-wcs-token-auth).
+[containers]
+netns = "host"
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+    )
+    if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+        say "writing $conf"
+        mkdir -p "${conf%/*}"
+        printf '%s\n' "$want" >"$conf"
+    fi
+}
+
+engine() {
+    if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+        [ "$(id -u)" -eq 0 ] || skip "podman is not installed and this is not root"
+        command -v apt-get >/dev/null || skip "podman is not installed and there is no apt-get"
+        ensure_packages podman runc
+    fi
+    [ "$(id -u)" -eq 0 ] || skip "this script configures podman system-wide and runs it as root"
+    engine_conf
+    podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 | tail -n 1)"
+}
+
+# debian:bookworm from Debian's archive, with the same apt sources as Docker's official image
+# (bookworm, bookworm-updates, bookworm-security), so the Dockerfile sees the same packages.
+base_image() {
+    podman image exists docker.io/library/debian:bookworm && return 0
+    ensure_packages debootstrap
+    local root
+    root=$(mktemp -d /tmp/wcs-bookworm.XXXXXX)
+    say "debootstrap --variant=minbase bookworm from $MIRROR"
+    debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$root.log" 2>&1 ||
+        { tail -n 20 "$root.log"; rm -rf "$root" "$root.log"; die "debootstrap failed"; }
+    local security=${MIRROR%/debian}/debian-security
+    cat >"$root/etc/apt/sources.list" <<LIST
+deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb $security bookworm-security main
+LIST
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+    tar -C "$root" -c . | podman import -q - docker.io/library/debian:bookworm >/dev/null
+    rm -rf "$root" "$root.log"
+}
+
+# A kernel or runtime that refuses containers shows here, before any build.
+probe() {
+    podman run --rm --name "$NAME-probe" debian:bookworm true ||
+        skip "podman cannot start a container on this machine"
+}
+
+# The crates for the build stage: `cargo vendor` here, where crates.io is reachable, into the
+# build context (the Dockerfile uses them when present, the registry otherwise).
+vendor() {
+    local dir=target/container/vendor
+    if [ ! -f "$dir/.stamp" ] || [ "$(cat "$dir/.stamp")" != "$(sha256sum Cargo.lock)" ]; then
+        rm -rf "$dir"
+        mkdir -p "${dir%/*}"
+        cargo vendor --locked --versioned-dirs "$dir" >/dev/null 2>"target/container/vendor.log" ||
+            { tail -n 20 target/container/vendor.log; die "cargo vendor failed"; }
+        sha256sum Cargo.lock >"$dir/.stamp"
+    fi
+}
+
+build_stage() { # build_stage TARGET TAG
+    podman build --pull=never --network host --target "$1" -t "$2" . >"target/container/$1.log" 2>&1 ||
+        { tail -n 40 "target/container/$1.log"; die "the $1 stage failed (target/container/$1.log)"; }
+}
+
+images() {
+    timed "cargo vendor (host)" vendor
+    timed "stage build" build_stage build "$IMAGE:build"
+    timed "stage runtime" build_stage runtime "$IMAGE:latest"
+    timed "stage test" build_stage test "$IMAGE:test"
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    podman create --name "$NAME-out" "$IMAGE:build" true >/dev/null
+    podman cp "$NAME-out:/out/." "$OUT/"
+    podman rm "$NAME-out" >/dev/null
+    say "built: $(cd "$OUT" && ls | tr '\n' ' ')"
+}
+
+lint() {
+    ensure_packages lintian
+    say "lintian $(cd "$OUT" && ls ./*.deb)"
+    # Its findings are printed; an error fails the run.
+    lintian --fail-on error "$OUT"/*.deb
+}
+
+deb_check() {
+    podman run --rm --name "$NAME-deb" --network host -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT \
+        -v "$OUT:/debs:ro" -v "$ROOT:/src:ro" debian:bookworm bash /src/packaging/deb/check.sh
+}
+
+# The demo's own check with nginx, the mock WCS and the probe inside the runtime container.
+demo_in_container() {
+    podman run --rm --name "$NAME-check" --network host -e DEMO_LISTEN=127.0.0.1 \
+        -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT "$IMAGE" bash scripts/demo.sh check
+}
+
+# The image's default command (the demo) with its directory on the host: tokens issued and
+# revoked here reach the container's nginx; the probe and the browser run here.
+demo_from_host() {
+    DEMO_HOST_DIR=$(mktemp -d /tmp/wcs-token-auth-container.XXXXXX)
+    podman run -d --name "$NAME-demo" --network host -e DEMO_LISTEN=127.0.0.1 -e DEMO_DIR=/demo \
+        -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT -v "$DEMO_HOST_DIR:/demo" "$IMAGE" >/dev/null
+    local i
+    for i in $(seq 300); do
+        grep -q 'checked: the token upgrades' <(podman logs "$NAME-demo" 2>&1) && break
+        podman ps --filter "name=^$NAME-demo\$" --format '{{.Names}}' | grep -q . ||
+            { podman logs "$NAME-demo" | tail -n 20; die "the runtime container stopped"; }
+        [ "$i" -lt 300 ] || { podman logs "$NAME-demo" | tail -n 20; die "the demo in the runtime container did not start"; }
+        sleep 0.2
+    done
+    local cli="$OUT/bin/wcs-token" probe="$OUT/bin/wcs-ws-probe" url="ws://127.0.0.1:$DEMO_PORT/wss" token out
+    token=$("$cli" --dir "$DEMO_HOST_DIR/tokens" issue)
+    out=$("$probe" "$url" --cookie "AUTH=$token") || die "a token issued on the host was refused: $out"
+    echo "  OK <- token issued on the host: $out"
+    if out=$("$probe" "$url" 2>&1) || [[ "$out" != *"HTTP 403"* ]]; then die "no token was not refused: $out"; fi
+    echo "  REFUSED <- no token: $out"
+    "$cli" --dir "$DEMO_HOST_DIR/tokens" revoke "$token"
+    sleep 1.2
+    if out=$("$probe" "$url" --cookie "AUTH=$token" 2>&1) || [[ "$out" != *"HTTP 403"* ]]; then
+        die "a token revoked on the host was let through: $out"
+    fi
+    echo "  REFUSED <- the same token, revoked on the host: $out"
+
+    ensure_packages chromium
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        ensure_packages nodejs npm
+    fi
+    [ -d testkit/browser-test/node_modules/playwright-core ] ||
+        (cd testkit/browser-test && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    say "browser test against the container's nginx"
+    DEMO_URL="http://127.0.0.1:$DEMO_PORT" DEMO_OTHER_URL="http://127.0.0.1:$DEMO_OTHER_PORT" \
+        DEMO_DIR="$DEMO_HOST_DIR" WCS_TOKEN="$cli" SHOT_DIR="$ROOT/target/container/browser-test" \
+        node testkit/browser-test/test.mjs
+    podman stop -t 5 "$NAME-demo" >/dev/null
+    podman rm "$NAME-demo" >/dev/null
+    rm -rf "$DEMO_HOST_DIR"
+}
+
+# The status line's code of GET /wss on DEMO_PORT, with the cookie given if any.
+http_status() {
+    local req="GET /wss HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+    [ -z "${1:-}" ] || req+="Cookie: $1\r\n"
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$DEMO_PORT"
+        printf '%b\r\n' "$req" >&3
+        timeout 10 head -n 1 <&3 | cut -d ' ' -f 2
+    )
+}
+
+# The image for real use: its nginx with a mounted nginx.conf (Debian's way of loading the
+# module, the workers as www-data) and a mounted token directory that wcs-token on the host fills.
+real_config() {
+    local dir cli="$OUT/bin/wcs-token" token i
+    dir=$(mktemp -d /tmp/wcs-token-auth-container.XXXXXX)
+    DEMO_HOST_DIR=$dir # removed by cleanup
+    install -d -m 0750 -g www-data "$dir/tokens"
+    cat >"$dir/nginx.conf" <<CONF
+include /etc/nginx/modules-enabled/*.conf;
+user www-data;
+error_log stderr;
+events {}
+http {
+    server {
+        listen 127.0.0.1:$DEMO_PORT;
+        # Any file will do: the check runs before it is served.
+        location /wss { wcs_token_auth /var/lib/nginx/tokens; alias /etc/nginx/mime.types; }
+    }
+}
+CONF
+    podman run -d --name "$NAME-nginx" --network host -v "$dir/nginx.conf:/etc/nginx/nginx.conf:ro" \
+        -v "$dir/tokens:/var/lib/nginx/tokens" "$IMAGE" nginx -g 'daemon off;' >/dev/null
+    for i in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$DEMO_PORT") 2>/dev/null && break
+        [ "$i" -lt 50 ] || die "the container's nginx does not listen on $DEMO_PORT"
+        sleep 0.1
+    done
+    token=$("$cli" --dir "$dir/tokens" issue --owner root:www-data)
+    [ "$(http_status)" = 403 ] || die "no token was not refused by the container's own configuration"
+    [ "$(http_status "AUTH=$token")" = 200 ] || die "a token issued on the host was refused by the container's own configuration"
+    "$cli" --dir "$dir/tokens" revoke "$token"
+    sleep 1.2
+    [ "$(http_status "AUTH=$token")" = 403 ] || die "a revoked token was let through by the container's own configuration"
+    echo "  own nginx.conf and token directory: no token 403, host-issued token 200, revoked 403"
+    podman rm -f -t 2 "$NAME-nginx" >/dev/null
+    rm -rf "$dir"
+}
+
+e2e_in_container() {
+    podman run --rm --name "$NAME-e2e" --network host "$IMAGE:test" 2>&1 | tee target/container/e2e.log
+    grep -q '^test result: ok' target/container/e2e.log || die "the end-to-end suite failed in the test container"
+}
+
+trap cleanup EXIT
+timed "engine (install, configure)" engine
+mkdir -p target/container
+timed "base image debian:bookworm" base_image
+probe
+images
+if [ "${1:-}" != images ]; then
+    demo_ports
+    timed "lintian" lint
+    say "the .deb in a clean debian:bookworm container"
+    timed "deb in a clean container" deb_check
+    say "the demo's check inside the runtime container"
+    timed "demo check in runtime container" demo_in_container
+    say "the runtime container's demo, driven from the host"
+    timed "host tools + browser vs container" demo_from_host
+    say "the image with a mounted nginx.conf and token directory, nginx in the foreground"
+    timed "own config in runtime container" real_config
+    say "the end-to-end suite in the test container"
+    timed "e2e in test container" e2e_in_container
+fi
+say "container timings:"
+printf '  %s\n' "${TIMES[@]}" >&2
