@@ -253,7 +253,8 @@ fn old_workers_keep_checking_after_a_reload_and_exit_once_their_sessions_end() {
 
 /// nginx under valgrind memcheck (scripts/memory.sh points `WCS_MEMCHECK_NGINX` at an nginx
 /// built with NGX_DEBUG_PALLOC): `n` rounds of sessions closed by their client, by the module
-/// on revoke, and long static responses closed on revoke. As one process, or (`reload`) as
+/// on revoke (also one granted twice, through an internal redirect), and long static
+/// responses closed on revoke. As one process, or (`reload`) as
 /// master and workers with a reload halfway, after which the old worker closes a revoked
 /// session it still serves and exits. Returns (memory errors, bytes definitely lost), summed
 /// over every process valgrind followed.
@@ -264,14 +265,21 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
     // Larger than any socket buffer: the response stays in progress while the client waits.
     fs::write(prefix.path().join("html/big"), vec![b'x'; 64 << 20]).unwrap();
     let port = free_port();
+    // /redirected reaches @ws through try_files: one request granted twice.
     let server = format!(
         "{}
         location = /big {{
             wcs_token_auth tokens;
             wcs_token_auth_session_check 200ms;
             root html;
-        }}",
-        checked_location(&mock.url(), "200ms", "")
+        }}
+        {}",
+        checked_location(&mock.url(), "200ms", ""),
+        redirecting_locations(&mock.url(), "tokens").replacen(
+            "location /wss",
+            "location /redirected",
+            1
+        )
     );
     let conf = prefix.write_conf(port, "", &server);
     if !reload {
@@ -336,6 +344,8 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
         let mut by_client = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
         let (k, v) = cookie(&doomed);
         let mut by_module = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
+        let (k, v) = cookie(&doomed);
+        let mut redirected = ws_connect(port, "/redirected", &[(k, &v)]).expect("upgrade");
         let mut download = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         std::io::Write::write_all(
             &mut download,
@@ -344,11 +354,11 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
         .unwrap();
         assert!(echoes(&mut by_client, "a"));
         assert!(echoes(&mut by_module, "b"));
+        assert!(echoes(&mut redirected, "c"));
         prefix.remove_token(&doomed);
-        assert!(
-            wait_closed(&mut by_module, slow).is_some(),
-            "closed on revoke"
-        );
+        for ws in [&mut by_module, &mut redirected] {
+            assert!(wait_closed(ws, slow).is_some(), "closed on revoke");
+        }
         by_client.close(None).unwrap();
         let _ = wait_closed(&mut by_client, slow);
         let mut sink = Vec::new();
@@ -357,7 +367,7 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
         assert!(sink.len() < 64 << 20, "the download was cut short");
         prefix.remove_token(&kept);
     }
-    let closed_by_module = 2 * n + usize::from(held.is_some());
+    let closed_by_module = 3 * n + usize::from(held.is_some());
     if let Some(mut ws) = held {
         prefix.remove_token("held");
         assert!(
