@@ -18,9 +18,10 @@ use crate::store::{self, DirError, Lookup};
 use crate::token;
 
 /// The maps' hash: every due session is looked up by id in each round, which must stay far
-/// below a millisecond per thousand tokens. Ids are the registry's own, and tokens (hashed
-/// only when a session is tracked or ends) passed the access check, so they name files the
-/// operator created: nobody can choose keys to fill a bucket.
+/// below a millisecond per thousand tokens. Ids are the registry's own, handles are the
+/// shell's request addresses, and tokens (hashed only when a session is tracked or ends)
+/// passed the access check, so they name files the operator created: nobody can choose keys
+/// to fill a bucket.
 type Hasher = foldhash::fast::RandomState;
 
 /// Identifies a tracked session; never reused within a worker (a 64-bit counter), so a stale

@@ -911,7 +911,15 @@ fn a_worker_without_sessions_arms_no_timer() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = start(&mock, "200ms", "");
     nginx.prefix.add_token("t");
-    let worker = nginx.worker_pids()[0];
+    // The master listens before its worker is forked: wait for the worker.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let worker = loop {
+        if let Some(&pid) = nginx.worker_pids().first() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no worker");
+        sleep(Duration::from_millis(10));
+    };
     let idle = timer_wakeups(worker, Duration::from_millis(1500));
     let mut ws = open(&nginx, "t");
     let tracked = timer_wakeups(worker, Duration::from_millis(1500));
