@@ -19,7 +19,7 @@ use ngx::ffi::{
     NGX_ERROR, NGX_LOG_CRIT, NGX_LOG_ERR,
 };
 use ngx::http::{HttpModuleMainConf, Request};
-use wcs_token_auth_core::session::{Ending, FreshStore, Registry, Rules, SessionId};
+use wcs_token_auth_core::session::{Ending, FreshStore, Registry, Rules, SessionId, Tracked};
 
 use crate::conf::Access;
 use crate::handler::log_error;
@@ -39,8 +39,10 @@ thread_local! {
 static mut TIMER: MaybeUninit<ngx_event_t> = MaybeUninit::zeroed();
 
 /// Where `access` has `session_check` on, tracks the request `r` it allowed with `token`
-/// until its main request ends (a grant in a subrequest tracks the main request). `Err` only
-/// when nginx is out of memory.
+/// until its main request ends (a grant in a subrequest tracks the main request). A main
+/// request has one session at most: granted again (after an internal redirect, or by a
+/// subrequest and itself), its session follows the latest grant's location, and no second
+/// cleanup is added. `Err` only when nginx is out of memory.
 ///
 /// # Safety
 /// `r` must be a valid request being processed by this worker.
@@ -51,34 +53,40 @@ pub unsafe fn track(r: *mut ngx_http_request_t, access: &Access, token: &[u8]) -
     // SAFETY: r is valid (this function's contract) and so is its main request, which
     // outlives it.
     let (mr, pool) = unsafe { ((*r).main, (*(*r).main).pool) };
-    // SAFETY: pool is the main request's live pool; room for the session id is asked for.
-    let cln = unsafe { ngx_pool_cleanup_add(pool, core::mem::size_of::<SessionId>()) };
-    if cln.is_null() {
-        return Err(());
-    }
     let rules = Rules {
         dir: &access.policy.dir,
         max_age_secs: access.policy.max_age_secs,
         interval_ms,
     };
     let now = now_ms();
-    let Some((id, due)) = with_sessions(|s| {
-        let id = s.track(mr, token, rules, now);
-        (id, s.due_ms(id).unwrap_or(now))
+    let Some((tracked, due)) = with_sessions(|s| {
+        let tracked = s.track(mr, token, rules, now);
+        (tracked, s.due_ms(tracked.id()).unwrap_or(now))
     }) else {
         return Err(());
     };
-    // SAFETY: ngx_pool_cleanup_add returned a cleanup whose data has room for a SessionId
-    // (pool memory is aligned for any type); the handler reads it back when the pool goes.
-    unsafe {
-        (*cln).data.cast::<SessionId>().write(id);
-        (*cln).handler = Some(untrack);
+    if let Tracked::New(id) = tracked {
+        // SAFETY: pool is the main request's live pool; room for the session id is asked for.
+        let cln = unsafe { ngx_pool_cleanup_add(pool, core::mem::size_of::<SessionId>()) };
+        if cln.is_null() {
+            with_sessions(|s| s.untrack(id));
+            return Err(());
+        }
+        // SAFETY: ngx_pool_cleanup_add returned a cleanup whose data has room for a SessionId
+        // (pool memory is aligned for any type); the handler reads it back when the pool goes.
+        unsafe {
+            (*cln).data.cast::<SessionId>().write(id);
+            (*cln).handler = Some(untrack);
+        }
     }
+    // An updated session may be due sooner (a shorter interval) than the armed timer.
     arm_at(due, now);
     Ok(())
 }
 
-/// The main request's pool is being destroyed: its session ends here.
+/// The main request's pool is being destroyed: its session ends here. If the session was
+/// taken for closing already, its id names nothing (ids are never reused) and this does
+/// nothing.
 ///
 /// # Safety
 /// Only nginx calls it, as the pool cleanup that [`track`] added.

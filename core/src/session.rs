@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::hash::Hash;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -17,13 +18,33 @@ use crate::store::{self, DirError, Lookup};
 use crate::token;
 
 /// The maps' hash: every due session is looked up by id in each round, which must stay far
-/// below a millisecond per thousand tokens. Ids are the registry's own, and tokens (hashed
-/// only when a session is tracked or ends) passed the access check, so they name files the
-/// operator created: nobody can choose keys to fill a bucket.
+/// below a millisecond per thousand tokens. Ids are the registry's own, handles are the
+/// shell's request addresses, and tokens (hashed only when a session is tracked or ends)
+/// passed the access check, so they name files the operator created: nobody can choose keys
+/// to fill a bucket.
 type Hasher = foldhash::fast::RandomState;
 
-/// Identifies a tracked session; never reused within a worker.
+/// Identifies a tracked session; never reused within a worker (a 64-bit counter), so a stale
+/// id, such as one a pool cleanup still holds after its session was taken, names nothing.
 pub type SessionId = u64;
+
+/// What [`Registry::track`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracked {
+    /// A new session: the caller arranges for it to be untracked when its request ends.
+    New(SessionId),
+    /// The request was tracked already (granted again after an internal redirect, or by a
+    /// subrequest and its main request): its one session now follows the latest rules.
+    Updated(SessionId),
+}
+
+impl Tracked {
+    pub fn id(self) -> SessionId {
+        match self {
+            Tracked::New(id) | Tracked::Updated(id) => id,
+        }
+    }
+}
 
 /// Why a session is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,13 +133,16 @@ pub struct Rules<'a> {
     pub interval_ms: u64,
 }
 
-/// The open sessions of one worker; `H` is the shell's handle on the request.
+/// The open sessions of one worker; `H` is the shell's handle on the request, and a request
+/// has at most one session.
 ///
 /// Tokens are interned when a session is tracked, so that a round hashes nothing: it asks
 /// the directory about each due token slot once, by index.
 #[derive(Debug)]
 pub struct Registry<H> {
     sessions: HashMap<SessionId, Session<H>, Hasher>,
+    /// The session of each tracked request.
+    by_handle: HashMap<H, SessionId, Hasher>,
     /// Distinct token directories seen; only as many as the configurations name.
     dirs: Vec<CString>,
     /// Token slots; `None` is free (listed in `free`).
@@ -133,6 +157,7 @@ impl<H> Default for Registry<H> {
     fn default() -> Self {
         Registry {
             sessions: HashMap::default(),
+            by_handle: HashMap::default(),
             dirs: Vec::new(),
             tokens: Vec::new(),
             free: Vec::new(),
@@ -185,7 +210,7 @@ fn next_grid_point(now_ms: u64, interval_ms: u64) -> u64 {
         .saturating_mul(interval)
 }
 
-impl<H: Copy> Registry<H> {
+impl<H: Copy + Eq + Hash> Registry<H> {
     pub fn new() -> Self {
         Registry::default()
     }
@@ -198,12 +223,43 @@ impl<H: Copy> Registry<H> {
         self.sessions.is_empty()
     }
 
-    /// Starts tracking a session allowed at `now_ms` with `token`.
-    pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now_ms: u64) -> SessionId {
-        let dir = match self.dirs.iter().position(|d| d.as_c_str() == rules.dir) {
+    /// Tracks the request `handle`, allowed at `now_ms` with `token`. A request tracked
+    /// already keeps its one session, which takes the new token and rules: the request is now
+    /// served by the location that granted it last.
+    pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now_ms: u64) -> Tracked {
+        let slot = self.hold_token(token, rules.dir);
+        let interval_ms = rules.interval_ms.max(1);
+        let due_ms = next_grid_point(now_ms, interval_ms);
+        if let Some(&id) = self.by_handle.get(&handle) {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                let old = core::mem::replace(&mut s.token, slot);
+                s.max_age_secs = rules.max_age_secs;
+                s.interval_ms = interval_ms;
+                s.due_ms = due_ms;
+                self.release_token(old);
+                return Tracked::Updated(id);
+            }
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let session = Session {
+            handle,
+            token: slot,
+            max_age_secs: rules.max_age_secs,
+            interval_ms,
+            due_ms,
+        };
+        self.sessions.insert(id, session);
+        self.by_handle.insert(handle, id);
+        Tracked::New(id)
+    }
+
+    /// The slot of (`dir`, `token`), interned if new, with one more session holding it.
+    fn hold_token(&mut self, token: &[u8], dir: &CStr) -> usize {
+        let dir = match self.dirs.iter().position(|d| d.as_c_str() == dir) {
             Some(i) => i,
             None => {
-                self.dirs.push(rules.dir.to_owned());
+                self.dirs.push(dir.to_owned());
                 self.dirs.len() - 1
             }
         };
@@ -233,35 +289,33 @@ impl<H: Copy> Registry<H> {
         if let Some(Some(t)) = self.tokens.get_mut(slot) {
             t.sessions += 1;
         }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        let session = Session {
-            handle,
-            token: slot,
-            max_age_secs: rules.max_age_secs,
-            interval_ms: rules.interval_ms.max(1),
-            due_ms: next_grid_point(now_ms, rules.interval_ms),
-        };
-        self.sessions.insert(id, session);
-        id
+        slot
     }
 
-    /// Stops tracking a session (its request ended); `false` if it was not tracked.
+    /// One session less holds `slot`; the last one frees it.
+    fn release_token(&mut self, slot: usize) {
+        if let Some(entry) = self.tokens.get_mut(slot) {
+            let last = entry.as_mut().is_some_and(|t| {
+                t.sessions = t.sessions.saturating_sub(1);
+                t.sessions == 0
+            });
+            if let Some(t) = last.then(|| entry.take()).flatten() {
+                self.token_index.remove(&token_key(t.dir, &t.token));
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Stops tracking a session (its request ended); `false` if it was not tracked, as for an
+    /// id taken or untracked already.
     pub fn untrack(&mut self, id: SessionId) -> bool {
         let Some(session) = self.sessions.remove(&id) else {
             return false;
         };
-        let entry = self.tokens.get_mut(session.token);
-        if let Some(slot) = entry {
-            let last = slot.as_mut().is_some_and(|t| {
-                t.sessions = t.sessions.saturating_sub(1);
-                t.sessions == 0
-            });
-            if let Some(t) = last.then(|| slot.take()).flatten() {
-                self.token_index.remove(&token_key(t.dir, &t.token));
-                self.free.push(session.token);
-            }
+        if self.by_handle.get(&session.handle) == Some(&id) {
+            self.by_handle.remove(&session.handle);
         }
+        self.release_token(session.token);
         true
     }
 
@@ -493,10 +547,10 @@ mod tests {
             max_age_secs: Some(60),
             interval_ms: 1000,
         };
-        let gone = reg.track(1u32, b"gone", aged, 0);
-        let old = reg.track(2u32, b"old", aged, 0);
-        let new = reg.track(3u32, b"new", aged, 0);
-        let old_no_max_age = reg.track(4u32, b"old", rules(c"/d", 1000), 0);
+        let gone = reg.track(1u32, b"gone", aged, 0).id();
+        let old = reg.track(2u32, b"old", aged, 0).id();
+        let new = reg.track(3u32, b"new", aged, 0).id();
+        let old_no_max_age = reg.track(4u32, b"old", rules(c"/d", 1000), 0).id();
         let r = reg.round(1000, now, &mut store);
         let close: Map<_, _> = r.close.into_iter().collect();
         assert_eq!(close.get(&gone), Some(&Ending::Revoked));
@@ -511,8 +565,8 @@ mod tests {
         let mut store = Fake::default();
         store.dirs.insert(b"/locked".to_vec(), Err(13));
         let mut reg = Registry::new();
-        let a = reg.track(1u32, b"t", rules(c"/gone", 1000), 0);
-        let b = reg.track(2u32, b"u", rules(c"/gone", 1000), 0);
+        let a = reg.track(1u32, b"t", rules(c"/gone", 1000), 0).id();
+        let b = reg.track(2u32, b"u", rules(c"/gone", 1000), 0).id();
         reg.track(3u32, b"t", rules(c"/locked", 1000), 0);
         reg.track(4u32, b"u", rules(c"/locked", 1000), 0);
         let r = reg.round(1000, 0, &mut store);
@@ -530,10 +584,10 @@ mod tests {
     #[test]
     fn untracked_sessions_are_gone_and_ids_are_not_reused() {
         let mut reg = Registry::new();
-        let a = reg.track(7u32, b"t", rules(c"/d", 1000), 0);
+        let a = reg.track(7u32, b"t", rules(c"/d", 1000), 0).id();
         assert_eq!(reg.handle(a), Some(7));
         assert!(reg.untrack(a));
-        let taken = reg.track(8u32, b"t", rules(c"/d", 1000), 0);
+        let taken = reg.track(8u32, b"t", rules(c"/d", 1000), 0).id();
         assert_eq!(reg.take(taken), Some(8));
         assert_eq!(reg.take(taken), None, "taken once");
         assert!(!reg.untrack(taken), "the pool cleanup finds nothing left");
@@ -541,8 +595,68 @@ mod tests {
         assert_eq!(reg.handle(a), None);
         assert!(reg.is_empty());
         assert_eq!(reg.next_due_ms(), None);
-        let b = reg.track(7u32, b"t", rules(c"/d", 1000), 0);
+        let b = reg.track(7u32, b"t", rules(c"/d", 1000), 0).id();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_request_granted_again_keeps_one_session_under_the_latest_rules() {
+        let mut store = Fake::default();
+        store.dirs.insert(b"/first".to_vec(), Ok(Map::new()));
+        let files = Map::from([(b"t".to_vec(), 0)]);
+        store.dirs.insert(b"/second".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        let first = reg.track(1u32, b"t", rules(c"/first", 1000), 0);
+        let Tracked::New(id) = first else {
+            panic!("{first:?}")
+        };
+        let aged = Rules {
+            dir: c"/second",
+            max_age_secs: Some(60),
+            interval_ms: 300,
+        };
+        assert_eq!(reg.track(1u32, b"t", aged, 100), Tracked::Updated(id));
+        assert_eq!(reg.len(), 1, "one session per request");
+        assert_eq!(reg.due_ms(id), Some(300), "on the new interval's grid");
+        // Checked against the second location's directory, where the token still is (the
+        // first one's is empty): kept, and looked up once.
+        let r = reg.round(300, 30, &mut store);
+        assert!(r.close.is_empty(), "{r:?}");
+        assert_eq!((r.checked, r.lookups, store.opens), (1, 1, 1));
+        // ... and with its max_age.
+        let r = reg.round(600, 100, &mut store);
+        assert_eq!(r.close, vec![(id, Ending::Expired)]);
+        // The first token slot was freed when the session moved: nothing else is left.
+        assert!(reg.untrack(id));
+        assert!(reg.is_empty());
+        assert!(reg.tokens.iter().all(Option::is_none), "{:?}", reg.tokens);
+        assert!(reg.token_index.is_empty() && reg.by_handle.is_empty());
+        // The request is tracked anew once its session is gone.
+        assert!(matches!(
+            reg.track(1u32, b"t", rules(c"/first", 1000), 700),
+            Tracked::New(other) if other != id
+        ));
+    }
+
+    #[test]
+    fn a_stale_id_untracks_nothing() {
+        let mut reg = Registry::new();
+        let a = reg.track(1u32, b"t", rules(c"/d", 1000), 0).id();
+        // Taken for closing; the request stays (an HTTP/2 stream flushing) and is granted
+        // again before its pool goes: a new session, whose id differs.
+        assert_eq!(reg.take(a), Some(1));
+        let b = reg.track(1u32, b"t", rules(c"/d", 1000), 0);
+        assert!(matches!(b, Tracked::New(id) if id != a), "{b:?}");
+        // The first session's cleanup, late, leaves the newer session alone.
+        assert!(!reg.untrack(a));
+        assert_eq!(reg.handle(b.id()), Some(1));
+        assert_eq!(
+            reg.track(1u32, b"t", rules(c"/d", 1000), 0),
+            Tracked::Updated(b.id())
+        );
+        assert!(reg.untrack(b.id()));
+        assert!(!reg.untrack(b.id()), "untracked once");
+        assert!(reg.is_empty() && reg.by_handle.is_empty());
     }
 
     #[test]
@@ -551,8 +665,8 @@ mod tests {
         let files = Map::from([(b"b".to_vec(), 0)]);
         store.dirs.insert(b"/d".to_vec(), Ok(files));
         let mut reg = Registry::new();
-        let a1 = reg.track(1u32, b"a", rules(c"/d", 1000), 0);
-        let a2 = reg.track(2u32, b"a", rules(c"/d", 1000), 0);
+        let a1 = reg.track(1u32, b"a", rules(c"/d", 1000), 0).id();
+        let a2 = reg.track(2u32, b"a", rules(c"/d", 1000), 0).id();
         reg.untrack(a1);
         let r = reg.round(1000, 0, &mut store);
         assert_eq!(
@@ -562,7 +676,7 @@ mod tests {
         );
         reg.untrack(a2);
         // The freed slot is reused for another token; nothing of "a" is left in it.
-        let b = reg.track(3u32, b"b", rules(c"/d", 1000), 1000);
+        let b = reg.track(3u32, b"b", rules(c"/d", 1000), 1000).id();
         assert_eq!(reg.due_ms(b), Some(2000));
         let r = reg.round(2000, 0, &mut store);
         assert!(r.close.is_empty(), "{r:?}");
@@ -597,9 +711,9 @@ mod tests {
             max_age_secs: Some(60),
             interval_ms: 1000,
         };
-        let keep = reg.track(1u32, b"keep", aged, 0);
-        let drop = reg.track(2u32, b"drop", aged, 0);
-        let link = reg.track(3u32, b"link", aged, 0);
+        let keep = reg.track(1u32, b"keep", aged, 0).id();
+        let drop = reg.track(2u32, b"drop", aged, 0).id();
+        let link = reg.track(3u32, b"link", aged, 0).id();
         fs::remove_file(d.path().join("tokens/drop")).unwrap();
         let r = reg.round(1000, now_unix(), &mut FreshStore);
         let close: Map<_, _> = r.close.into_iter().collect();

@@ -253,7 +253,8 @@ fn old_workers_keep_checking_after_a_reload_and_exit_once_their_sessions_end() {
 
 /// nginx under valgrind memcheck (scripts/memory.sh points `WCS_MEMCHECK_NGINX` at an nginx
 /// built with NGX_DEBUG_PALLOC): `n` rounds of sessions closed by their client, by the module
-/// on revoke, and long static responses closed on revoke. As one process, or (`reload`) as
+/// on revoke (also one granted twice, through an internal redirect), and long static
+/// responses closed on revoke. As one process, or (`reload`) as
 /// master and workers with a reload halfway, after which the old worker closes a revoked
 /// session it still serves and exits. Returns (memory errors, bytes definitely lost), summed
 /// over every process valgrind followed.
@@ -264,14 +265,21 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
     // Larger than any socket buffer: the response stays in progress while the client waits.
     fs::write(prefix.path().join("html/big"), vec![b'x'; 64 << 20]).unwrap();
     let port = free_port();
+    // /redirected reaches @ws through try_files: one request granted twice.
     let server = format!(
         "{}
         location = /big {{
             wcs_token_auth tokens;
             wcs_token_auth_session_check 200ms;
             root html;
-        }}",
-        checked_location(&mock.url(), "200ms", "")
+        }}
+        {}",
+        checked_location(&mock.url(), "200ms", ""),
+        redirecting_locations(&mock.url(), "tokens").replacen(
+            "location /wss",
+            "location /redirected",
+            1
+        )
     );
     let conf = prefix.write_conf(port, "", &server);
     if !reload {
@@ -336,6 +344,8 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
         let mut by_client = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
         let (k, v) = cookie(&doomed);
         let mut by_module = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
+        let (k, v) = cookie(&doomed);
+        let mut redirected = ws_connect(port, "/redirected", &[(k, &v)]).expect("upgrade");
         let mut download = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         std::io::Write::write_all(
             &mut download,
@@ -344,11 +354,11 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
         .unwrap();
         assert!(echoes(&mut by_client, "a"));
         assert!(echoes(&mut by_module, "b"));
+        assert!(echoes(&mut redirected, "c"));
         prefix.remove_token(&doomed);
-        assert!(
-            wait_closed(&mut by_module, slow).is_some(),
-            "closed on revoke"
-        );
+        for ws in [&mut by_module, &mut redirected] {
+            assert!(wait_closed(ws, slow).is_some(), "closed on revoke");
+        }
         by_client.close(None).unwrap();
         let _ = wait_closed(&mut by_client, slow);
         let mut sink = Vec::new();
@@ -357,7 +367,7 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
         assert!(sink.len() < 64 << 20, "the download was cut short");
         prefix.remove_token(&kept);
     }
-    let closed_by_module = 2 * n + usize::from(held.is_some());
+    let closed_by_module = 3 * n + usize::from(held.is_some());
     if let Some(mut ws) = held {
         prefix.remove_token("held");
         assert!(
@@ -901,7 +911,15 @@ fn a_worker_without_sessions_arms_no_timer() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = start(&mock, "200ms", "");
     nginx.prefix.add_token("t");
-    let worker = nginx.worker_pids()[0];
+    // The master listens before its worker is forked: wait for the worker.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let worker = loop {
+        if let Some(&pid) = nginx.worker_pids().first() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no worker");
+        sleep(Duration::from_millis(10));
+    };
     let idle = timer_wakeups(worker, Duration::from_millis(1500));
     let mut ws = open(&nginx, "t");
     let tracked = timer_wakeups(worker, Duration::from_millis(1500));
@@ -918,4 +936,170 @@ fn a_worker_without_sessions_arms_no_timer() {
         "the rounds run while a session is open: {tracked}"
     );
     assert_eq!(after, 0, "the timer is gone with the last session");
+}
+
+/// A WebSocket location whose `try_files` redirects into the named location `@ws`, both
+/// protected with `session_check`: the access phase, and the module, run twice for the one
+/// request. `@ws` reads its tokens from `ws_dir`.
+fn redirecting_locations(upstream: &str, ws_dir: &str) -> String {
+    format!(
+        r#"location /wss {{
+            wcs_token_auth tokens;
+            wcs_token_auth_session_check 1s;
+            try_files /nonexistent @ws;
+        }}
+        location @ws {{
+            wcs_token_auth {ws_dir};
+            wcs_token_auth_session_check 300ms;
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 60s;
+        }}"#
+    )
+}
+
+/// Asserts the one request was closed once, on revoke, with nothing worse logged.
+fn assert_closed_once(nginx: &Nginx) {
+    let log = nginx.prefix.error_log();
+    assert_eq!(
+        count_lines(&log, "closed session: token revoked"),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{log}");
+    sleep(Duration::from_millis(200));
+    let lines = nginx.access_lines(1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("status=session_revoked"), "{lines:?}");
+    nginx.assert_no_crash();
+}
+
+#[test]
+fn a_request_granted_again_after_an_internal_redirect_is_one_session_of_the_last_location() {
+    let mock = MockWcs::start(false).unwrap();
+    let nginx = Nginx::start("", &redirecting_locations(&mock.url(), "ws_tokens"));
+    let ws_tokens = nginx.prefix.path().join("ws_tokens");
+    fs::create_dir(&ws_tokens).unwrap();
+    fs::write(ws_tokens.join("t"), "").unwrap();
+    nginx.prefix.add_token("t");
+    let mut ws = open(&nginx, "t");
+    assert!(echoes(&mut ws, "through @ws"));
+
+    // The request is served by @ws now: the first location's directory no longer counts.
+    nginx.prefix.remove_token("t");
+    assert_eq!(wait_closed(&mut ws, Duration::from_millis(1500)), None);
+    assert!(echoes(&mut ws, "still open"));
+
+    fs::remove_file(ws_tokens.join("t")).unwrap();
+    let closed = wait_closed(&mut ws, Duration::from_secs(2));
+    assert!(
+        closed.is_some_and(|d| d <= Duration::from_millis(300) + SLACK),
+        "closed by @ws's rules: {closed:?}"
+    );
+    assert_closed_once(&nginx);
+    sleep(Duration::from_millis(100));
+    assert_eq!(established_to(mock.port()), 0, "the upstream socket closed");
+}
+
+/// Over HTTP/2 a closed stream's request outlives the round that closed it: a request
+/// tracked twice would be finalized twice.
+#[test]
+fn over_http2_a_request_granted_twice_is_closed_once() {
+    use std::process::Command;
+    let v = Command::new(nginx_bin()).arg("-V").output().unwrap();
+    if !String::from_utf8_lossy(&v.stderr).contains("--with-http_v2_module") {
+        eprintln!("skipped: this nginx has no HTTP/2 module");
+        return;
+    }
+    let h2 = free_port();
+    let http = format!(
+        "server {{
+        listen 127.0.0.1:{h2} http2;
+        server_name h2;
+        location /checked/ {{
+            wcs_token_auth tokens;
+            wcs_token_auth_session_check 300ms;
+            try_files /nonexistent /served/big;
+        }}
+        location /served/ {{
+            wcs_token_auth tokens;
+            wcs_token_auth_session_check 300ms;
+            alias html/;
+        }}
+    }}"
+    );
+    let nginx = Nginx::start(&http, "");
+    const BIG: u64 = 16 << 20;
+    fs::write(
+        nginx.prefix.path().join("html/big"),
+        vec![b'x'; BIG as usize],
+    )
+    .unwrap();
+    nginx.prefix.add_token("t");
+    let url = format!("http://127.0.0.1:{h2}/checked/big");
+    let curl = Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "--limit-rate", "2M"])
+        .args(["-w", "%{http_code} %{size_download}", "-b", "AUTH=t"])
+        .args(["-o", "/dev/null", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    sleep(Duration::from_millis(1000));
+    nginx.prefix.remove_token("t");
+    let out = curl.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let size: u64 = stdout
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(BIG);
+    assert!(size < BIG, "the stream was cut: {stdout}");
+    sleep(Duration::from_millis(700));
+    assert_closed_once(&nginx);
+}
+
+/// An `auth_request` target with `session_check` tracks the main request, which proxies the
+/// WebSocket; where the main location checks the token too, the request is granted twice. (The
+/// target serves a file: `return` would answer in the rewrite phase, before any check.)
+#[test]
+fn a_grant_in_an_auth_request_subrequest_closes_the_main_requests_websocket() {
+    let mock = MockWcs::start(false).unwrap();
+    for main_checks in [false, true] {
+        let main = if main_checks {
+            "wcs_token_auth tokens; wcs_token_auth_session_check 1s;"
+        } else {
+            ""
+        };
+        let server = format!(
+            r#"location = /auth {{
+                internal;
+                wcs_token_auth tokens;
+                wcs_token_auth_session_check 300ms;
+                root html;
+                try_files /index.html =404;
+            }}
+            {}"#,
+            wss_location(&mock.url(), &format!("auth_request /auth; {main}")).replacen(
+                "wcs_token_auth tokens;",
+                "",
+                1
+            )
+        );
+        let nginx = Nginx::start("", &server);
+        nginx.prefix.add_token("t");
+        let mut ws = open(&nginx, "t");
+        assert!(echoes(&mut ws, "allowed by the subrequest"));
+        nginx.prefix.remove_token("t");
+        let closed = wait_closed(&mut ws, Duration::from_secs(2));
+        assert!(
+            closed.is_some_and(|d| d <= Duration::from_millis(300) + SLACK),
+            "main location checks too: {main_checks}: {closed:?}"
+        );
+        assert_closed_once(&nginx);
+        sleep(Duration::from_millis(100));
+        assert_eq!(established_to(mock.port()), 0);
+    }
 }
