@@ -43,6 +43,8 @@ ensure_packages() {
 BUILD_PACKAGES=(clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev make pkg-config)
 # Debian's packaged nginx and the source tree it was built from.
 DEBIAN_PACKAGES=(nginx nginx-dev)
+# Tools the end-to-end tests run: an HTTP/2 client, syscall tracing, socket and process counts.
+TEST_PACKAGES=(curl strace iproute2 procps)
 
 # Prepares a configured copy of Debian's nginx source (from nginx-dev) and prints its objs/.
 debian_build_dir() {

@@ -14,7 +14,7 @@ source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 refuse_path_with_space
 
-ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}"
+ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 RESULTS=$(mktemp)
 trap 'rm -f "$RESULTS"' EXIT
 # The reliability tests append their counts here; printed at the end.
