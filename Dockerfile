@@ -77,7 +77,7 @@ RUN nginx -t
 WORKDIR /opt/wcs-token-auth
 EXPOSE 8080 8081
 # For real use, mount an nginx.conf (the example above is one) and the token directory, and
-# run nginx instead: docker run -v ./nginx.conf:/etc/nginx/nginx.conf:ro
+# run nginx instead: docker run -v "$PWD/nginx.conf:/etc/nginx/nginx.conf:ro"
 #   -v /var/lib/nginx/tokens:/var/lib/nginx/tokens wcs-token-auth nginx -g 'daemon off;'
 ENV DEMO_PREBUILT=1 DEMO_BIN=/opt/wcs-token-auth/bin DEMO_LISTEN=0.0.0.0 DEMO_PORT=8080
 CMD ["bash", "scripts/demo.sh", "run"]
