@@ -11,7 +11,7 @@
 #
 # scripts/container.sh builds every stage with podman and runs the container tests (CI does).
 # Crates come from target/container/vendor when that directory is in the build context
-# (container.sh runs `cargo vendor` there), from crates.io otherwise.
+# (container.sh runs `cargo vendor` there when the host has cargo), from crates.io otherwise.
 
 FROM debian:bookworm AS build
 ARG DEBIAN_FRONTEND=noninteractive
