@@ -84,10 +84,11 @@ CMD ["bash", "scripts/demo.sh", "run"]
 
 FROM runtime AS test
 ARG DEBIAN_FRONTEND=noninteractive
-# The build stage's toolchain; nginx-dev pinned to the runtime's nginx, which it must not move.
+# The build stage's toolchain; nginx-dev pinned to the runtime's nginx, which it must not move;
+# curl, the suite's HTTP/2 client.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends rustc-web cargo-web clang libclang-dev \
-        libpcre2-dev libssl-dev zlib1g-dev make pkg-config \
+        libpcre2-dev libssl-dev zlib1g-dev make pkg-config curl \
         "nginx-dev=$(dpkg-query -W -f='${Version}' nginx)" \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /root/.cargo/ /root/.cargo/
