@@ -116,17 +116,13 @@ probe() {
 }
 
 # The crates for the build stage: `cargo vendor` here into the build context when the host
-# has cargo (the Dockerfile uses them when present). Without cargo on the host the build stage
-# fetches them from crates.io itself, trusting the host's CA bundle (mounted), which is what
-# an intercepting proxy's CA needs.
-BUILD_MOUNTS=()
+# has cargo (the Dockerfile uses them when present); without cargo on the host the build stage
+# fetches them from crates.io itself.
 vendor() {
     local dir=target/container/vendor
     if ! command -v cargo >/dev/null; then
         rm -rf "$dir" # a stale copy would not match Cargo.lock
         say "no cargo on this host: the build stage fetches the crates from crates.io"
-        [ ! -f /etc/ssl/certs/ca-certificates.crt ] ||
-            BUILD_MOUNTS=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
         return 0
     fi
     if [ ! -f "$dir/.stamp" ] || [ "$(cat "$dir/.stamp")" != "$(sha256sum Cargo.lock)" ]; then
@@ -141,7 +137,7 @@ vendor() {
 image_id() { pm image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 
 build_stage() { # build_stage TARGET
-    pm build --pull=never "${CONTAINER[@]}" "${BUILD_MOUNTS[@]}" --target "$1" -t "$IMAGE:$1-$TAG" . \
+    pm build --pull=never "${CONTAINER[@]}" --target "$1" -t "$IMAGE:$1-$TAG" . \
         >"target/container/$1.log" 2>&1 ||
         { tail -n 40 "target/container/$1.log"; die "the $1 stage failed (target/container/$1.log)"; }
 }
