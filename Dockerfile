@@ -11,7 +11,7 @@
 #
 # scripts/container.sh builds every stage with podman and runs the container tests (CI does).
 # Crates come from target/container/vendor when that directory is in the build context
-# (container.sh runs `cargo vendor` there), from crates.io otherwise.
+# (container.sh runs `cargo vendor` there when the host has cargo), from crates.io otherwise.
 
 FROM debian:bookworm AS build
 ARG DEBIAN_FRONTEND=noninteractive
@@ -77,14 +77,15 @@ RUN nginx -t
 WORKDIR /opt/wcs-token-auth
 EXPOSE 8080 8081
 # For real use, mount an nginx.conf (the example above is one) and the token directory, and
-# run nginx instead: docker run -v ./nginx.conf:/etc/nginx/nginx.conf:ro
+# run nginx instead: docker run -v "$PWD/nginx.conf:/etc/nginx/nginx.conf:ro"
 #   -v /var/lib/nginx/tokens:/var/lib/nginx/tokens wcs-token-auth nginx -g 'daemon off;'
 ENV DEMO_PREBUILT=1 DEMO_BIN=/opt/wcs-token-auth/bin DEMO_LISTEN=0.0.0.0 DEMO_PORT=8080
 CMD ["bash", "scripts/demo.sh", "run"]
 
 FROM runtime AS test
 ARG DEBIAN_FRONTEND=noninteractive
-# The build stage's toolchain; nginx-dev pinned to the runtime's nginx, which it must not move.
+# The build stage's toolchain; nginx-dev pinned to the runtime's nginx, which it must not move;
+# the tools the suite runs (curl as an HTTP/2 client, strace, ss, ps).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends rustc-web cargo-web clang libclang-dev \
         libpcre2-dev libssl-dev zlib1g-dev make pkg-config curl strace iproute2 procps \

@@ -4,13 +4,15 @@
 #   scripts/container.sh          everything below
 #   scripts/container.sh images   only the engine, the base image and the three stages
 #
-#   1. the engine: podman with runc, the cgroupfs manager, the host's network and ulimits no
-#      higher than the machine's hard limits (a drop-in in /etc/containers/containers.conf.d/);
-#      installed and configured when missing, as root;
+#   1. the engine: podman and runc, installed when missing (as root). No podman setting is
+#      written: each command says what it needs (runc, the cgroupfs manager, the events file,
+#      the host's network, ulimits no higher than the machine's hard limits);
 #   2. the base image debian:bookworm, made from Debian's archive with debootstrap when no
 #      image of that name is there (no image registry needs to be reachable);
 #   3. the stages build (the module, the tools and the .deb), runtime (Debian's nginx with the
-#      .deb installed) and test (the end-to-end suite against the runtime image's nginx);
+#      .deb installed) and test (the end-to-end suite against the runtime image's nginx),
+#      tagged wcs-token-auth-ci:{build,runtime,test}-<checkout> (a hash of this checkout's path:
+#      another checkout's run cannot retag them); the images they replace are removed;
 #   4. lintian on the .deb, then the .deb in a clean debian:bookworm container: apt-get
 #      install pulls nginx in, nginx -t, the demo's check, apt-get remove, and apt refusing an
 #      nginx of another ABI (packaging/deb/check.sh);
@@ -22,17 +24,35 @@
 #      token directory (no token 403, a token issued on the host 200, revoked 403);
 #   7. the end-to-end suite in the test container.
 #
-# Every container it starts is removed when it ends. Where no container engine can run (not
-# root and no podman, or a kernel that refuses containers) it prints a NOTE and exits 0.
+# Every container it starts is removed when it ends. It prints a NOTE and exits 0 without
+# testing only where no engine can run at all: no podman, and no way to install it (not root,
+# or no apt-get). Once podman is there, anything that fails (podman info, starting a container,
+# not being root) fails the run. WCS_SKIP_CONTAINERS=1 skips on purpose, with the same NOTE.
 # The .deb and the tools built in the image are copied to target/container/out/.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-IMAGE=${WCS_IMAGE:-wcs-token-auth}
+IMAGE=${WCS_IMAGE:-wcs-token-auth-ci}
+# The checkout's own tags, so that runs from two checkouts on one machine do not meet.
+TAG=$(printf '%s' "$ROOT" | sha256sum | cut -c 1-12)
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 OUT="$ROOT/target/container/out"
 NAME="wcs-token-auth-test-$$"
 TIMES=()
+
+# runc: crun refuses a hybrid cgroup hierarchy; cgroupfs and the events file: no systemd or
+# journald needed. Given per command, so no podman setting of the machine changes.
+PODMAN=(podman --runtime runc --cgroup-manager cgroupfs --events-backend file)
+pm() { "${PODMAN[@]}" "$@"; }
+
+# What every container gets: the host's network (loopback ports and the package archives, no
+# bridge needed) and ulimits within the machine's hard limits (runc cannot start a container
+# that asks for more, and podman asks for more by default as root).
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+if [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; then nofile=65536; fi
+if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
+CONTAINER=(--network host --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
 
 # Skips the container tests with a NOTE: only for a machine where no engine can run at all.
 skip() {
@@ -49,57 +69,28 @@ timed() { # timed LABEL COMMAND...: runs it and keeps its duration for the summa
 
 cleanup() {
     local c
-    for c in $(podman ps -a --filter "name=^$NAME" --format '{{.Names}}' 2>/dev/null); do
-        podman rm -f -t 2 "$c" >/dev/null 2>&1 || true
+    for c in $(pm ps -a --filter "name=^$NAME" --format '{{.Names}}' 2>/dev/null); do
+        pm rm -f -t 2 "$c" >/dev/null 2>&1 || true
     done
     [ -z "${DEMO_HOST_DIR:-}" ] || rm -rf "$DEMO_HOST_DIR"
 }
 
-# The settings this machine needs, in a drop-in of our own: an existing containers.conf is left
-# as it is. runc: crun refuses hybrid cgroup hierarchies; the host's network: no bridge or
-# slirp is needed to reach loopback ports and the package archives; ulimits: a container may not
-# ask for more than the machine's hard limits.
-engine_conf() {
-    local nofile nproc conf=/etc/containers/containers.conf.d/50-wcs-token-auth.conf want
-    nofile=$(ulimit -Hn)
-    nproc=$(ulimit -Hu)
-    [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ] && nofile=65536
-    [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
-    want=$(
-        cat <<CONF
-# Written by scripts/container.sh (ngx-wcs-token-auth).
-[containers]
-netns = "host"
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-    )
-    if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
-        say "writing $conf"
-        mkdir -p "${conf%/*}"
-        printf '%s\n' "$want" >"$conf"
-    fi
-}
-
 engine() {
-    if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-        [ "$(id -u)" -eq 0 ] || skip "podman is not installed and this is not root"
-        command -v apt-get >/dev/null || skip "podman is not installed and there is no apt-get"
-        ensure_packages podman runc
+    [ "${WCS_SKIP_CONTAINERS:-0}" = 0 ] || skip "WCS_SKIP_CONTAINERS=$WCS_SKIP_CONTAINERS"
+    if ! command -v podman >/dev/null; then
+        [ "$(id -u)" -eq 0 ] || skip "podman is not installed, and only root can install it"
+        command -v apt-get >/dev/null || skip "podman is not installed, and there is no apt-get to install it"
     fi
-    [ "$(id -u)" -eq 0 ] || skip "this script configures podman system-wide and runs it as root"
-    engine_conf
-    podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 | tail -n 1)"
+    # From here on an engine can run, and a failure is a failure.
+    [ "$(id -u)" -eq 0 ] || die "the container tests run podman as root (debootstrap, runc, the host's network): run as root"
+    ensure_packages podman runc
+    pm info >/dev/null 2>&1 || die "podman cannot run here: $(pm info 2>&1 | tail -n 1)"
 }
 
 # debian:bookworm from Debian's archive, with the same apt sources as Docker's official image
 # (bookworm, bookworm-updates, bookworm-security), so the Dockerfile sees the same packages.
 base_image() {
-    podman image exists docker.io/library/debian:bookworm && return 0
+    pm image exists docker.io/library/debian:bookworm && return 0
     ensure_packages debootstrap
     local root
     root=$(mktemp -d /tmp/wcs-bookworm.XXXXXX)
@@ -113,20 +104,27 @@ deb $MIRROR bookworm-updates main
 deb $security bookworm-security main
 LIST
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
-    tar -C "$root" -c . | podman import -q - docker.io/library/debian:bookworm >/dev/null
+    tar -C "$root" -c . | pm import -q - docker.io/library/debian:bookworm >/dev/null ||
+        { rm -rf "$root" "$root.log"; die "podman import of the debootstrap root failed"; }
     rm -rf "$root" "$root.log"
 }
 
 # A kernel or runtime that refuses containers shows here, before any build.
 probe() {
-    podman run --rm --name "$NAME-probe" debian:bookworm true ||
-        skip "podman cannot start a container on this machine"
+    pm run --rm --name "$NAME-probe" "${CONTAINER[@]}" debian:bookworm true ||
+        die "podman cannot start a container on this machine (see above)"
 }
 
-# The crates for the build stage: `cargo vendor` here, where crates.io is reachable, into the
-# build context (the Dockerfile uses them when present, the registry otherwise).
+# The crates for the build stage: `cargo vendor` here into the build context when the host
+# has cargo (the Dockerfile uses them when present); without cargo on the host the build stage
+# fetches them from crates.io itself.
 vendor() {
     local dir=target/container/vendor
+    if ! command -v cargo >/dev/null; then
+        rm -rf "$dir" # a stale copy would not match Cargo.lock
+        say "no cargo on this host: the build stage fetches the crates from crates.io"
+        return 0
+    fi
     if [ ! -f "$dir/.stamp" ] || [ "$(cat "$dir/.stamp")" != "$(sha256sum Cargo.lock)" ]; then
         rm -rf "$dir"
         mkdir -p "${dir%/*}"
@@ -136,21 +134,37 @@ vendor() {
     fi
 }
 
-build_stage() { # build_stage TARGET TAG
-    podman build --pull=never --network host --target "$1" -t "$2" . >"target/container/$1.log" 2>&1 ||
+image_id() { pm image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+build_stage() { # build_stage TARGET
+    pm build --pull=never "${CONTAINER[@]}" --target "$1" -t "$IMAGE:$1-$TAG" . \
+        >"target/container/$1.log" 2>&1 ||
         { tail -n 40 "target/container/$1.log"; die "the $1 stage failed (target/container/$1.log)"; }
 }
 
 images() {
+    local stage old=() id
+    # The images these tags name now: replaced below, then removed (their layers that the new
+    # images share stay, as the build cache).
+    for stage in test runtime build; do
+        id=$(image_id "$IMAGE:$stage-$TAG")
+        [ -z "$id" ] || old+=("$id")
+    done
     timed "cargo vendor (host)" vendor
-    timed "stage build" build_stage build "$IMAGE:build"
-    timed "stage runtime" build_stage runtime "$IMAGE:latest"
-    timed "stage test" build_stage test "$IMAGE:test"
+    timed "stage build" build_stage build
+    timed "stage runtime" build_stage runtime
+    timed "stage test" build_stage test
+    for id in "${old[@]}"; do
+        case " $(image_id "$IMAGE:test-$TAG") $(image_id "$IMAGE:runtime-$TAG") $(image_id "$IMAGE:build-$TAG") " in
+            *" $id "*) ;;
+            *) pm rmi "$id" >/dev/null 2>&1 || say "the replaced image $id is still in use; left in place" ;;
+        esac
+    done
     rm -rf "$OUT"
     mkdir -p "$OUT"
-    podman create --name "$NAME-out" "$IMAGE:build" true >/dev/null
-    podman cp "$NAME-out:/out/." "$OUT/"
-    podman rm "$NAME-out" >/dev/null
+    pm create --name "$NAME-out" "$IMAGE:build-$TAG" true >/dev/null
+    pm cp "$NAME-out:/out/." "$OUT/"
+    pm rm "$NAME-out" >/dev/null
     say "built: $(cd "$OUT" && ls | tr '\n' ' ')"
 }
 
@@ -162,28 +176,28 @@ lint() {
 }
 
 deb_check() {
-    podman run --rm --name "$NAME-deb" --network host -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT \
+    pm run --rm --name "$NAME-deb" "${CONTAINER[@]}" -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT \
         -v "$OUT:/debs:ro" -v "$ROOT:/src:ro" debian:bookworm bash /src/packaging/deb/check.sh
 }
 
 # The demo's own check with nginx, the mock WCS and the probe inside the runtime container.
 demo_in_container() {
-    podman run --rm --name "$NAME-check" --network host -e DEMO_LISTEN=127.0.0.1 \
-        -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT "$IMAGE" bash scripts/demo.sh check
+    pm run --rm --name "$NAME-check" "${CONTAINER[@]}" -e DEMO_LISTEN=127.0.0.1 \
+        -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT "$IMAGE:runtime-$TAG" bash scripts/demo.sh check
 }
 
 # The image's default command (the demo) with its directory on the host: tokens issued and
 # revoked here reach the container's nginx; the probe and the browser run here.
 demo_from_host() {
     DEMO_HOST_DIR=$(mktemp -d /tmp/wcs-token-auth-container.XXXXXX)
-    podman run -d --name "$NAME-demo" --network host -e DEMO_LISTEN=127.0.0.1 -e DEMO_DIR=/demo \
-        -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT -v "$DEMO_HOST_DIR:/demo" "$IMAGE" >/dev/null
+    pm run -d --name "$NAME-demo" "${CONTAINER[@]}" -e DEMO_LISTEN=127.0.0.1 -e DEMO_DIR=/demo \
+        -e DEMO_PORT -e DEMO_OTHER_PORT -e DEMO_WCS_PORT -v "$DEMO_HOST_DIR:/demo" "$IMAGE:runtime-$TAG" >/dev/null
     local i
     for i in $(seq 300); do
-        grep -q 'checked: the token upgrades' <(podman logs "$NAME-demo" 2>&1) && break
-        podman ps --filter "name=^$NAME-demo\$" --format '{{.Names}}' | grep -q . ||
-            { podman logs "$NAME-demo" | tail -n 20; die "the runtime container stopped"; }
-        [ "$i" -lt 300 ] || { podman logs "$NAME-demo" | tail -n 20; die "the demo in the runtime container did not start"; }
+        grep -q 'checked: the token upgrades' <(pm logs "$NAME-demo" 2>&1) && break
+        pm ps --filter "name=^$NAME-demo\$" --format '{{.Names}}' | grep -q . ||
+            { pm logs "$NAME-demo" | tail -n 20; die "the runtime container stopped"; }
+        [ "$i" -lt 300 ] || { pm logs "$NAME-demo" | tail -n 20; die "the demo in the runtime container did not start"; }
         sleep 0.2
     done
     local cli="$OUT/bin/wcs-token" probe="$OUT/bin/wcs-ws-probe" url="ws://127.0.0.1:$DEMO_PORT/wss" token out
@@ -209,8 +223,8 @@ demo_from_host() {
     DEMO_URL="http://127.0.0.1:$DEMO_PORT" DEMO_OTHER_URL="http://127.0.0.1:$DEMO_OTHER_PORT" \
         DEMO_DIR="$DEMO_HOST_DIR" WCS_TOKEN="$cli" SHOT_DIR="$ROOT/target/container/browser-test" \
         node testkit/browser-test/test.mjs
-    podman stop -t 5 "$NAME-demo" >/dev/null
-    podman rm "$NAME-demo" >/dev/null
+    pm stop -t 5 "$NAME-demo" >/dev/null
+    pm rm "$NAME-demo" >/dev/null
     rm -rf "$DEMO_HOST_DIR"
 }
 
@@ -245,8 +259,8 @@ http {
     }
 }
 CONF
-    podman run -d --name "$NAME-nginx" --network host -v "$dir/nginx.conf:/etc/nginx/nginx.conf:ro" \
-        -v "$dir/tokens:/var/lib/nginx/tokens" "$IMAGE" nginx -g 'daemon off;' >/dev/null
+    pm run -d --name "$NAME-nginx" "${CONTAINER[@]}" -v "$dir/nginx.conf:/etc/nginx/nginx.conf:ro" \
+        -v "$dir/tokens:/var/lib/nginx/tokens" "$IMAGE:runtime-$TAG" nginx -g 'daemon off;' >/dev/null
     for i in $(seq 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/$DEMO_PORT") 2>/dev/null && break
         [ "$i" -lt 50 ] || die "the container's nginx does not listen on $DEMO_PORT"
@@ -259,18 +273,21 @@ CONF
     sleep 1.2
     [ "$(http_status "AUTH=$token")" = 403 ] || die "a revoked token was let through by the container's own configuration"
     echo "  own nginx.conf and token directory: no token 403, host-issued token 200, revoked 403"
-    podman rm -f -t 2 "$NAME-nginx" >/dev/null
+    pm rm -f -t 2 "$NAME-nginx" >/dev/null
     rm -rf "$dir"
 }
 
 e2e_in_container() {
-    podman run --rm --name "$NAME-e2e" --network host "$IMAGE:test" 2>&1 | tee target/container/e2e.log
+    pm run --rm --name "$NAME-e2e" "${CONTAINER[@]}" "$IMAGE:test-$TAG" 2>&1 | tee target/container/e2e.log
     grep -q '^test result: ok' target/container/e2e.log || die "the end-to-end suite failed in the test container"
 }
 
 trap cleanup EXIT
-timed "engine (install, configure)" engine
+timed "engine (install)" engine
 mkdir -p target/container
+# One run per checkout at a time: a second one would rebuild the tags under the first.
+exec 9>target/container/.lock
+flock -n 9 || die "another scripts/container.sh is running in this checkout"
 timed "base image debian:bookworm" base_image
 probe
 images

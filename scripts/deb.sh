@@ -12,7 +12,8 @@
 # Depends on the nginx-abi-* that the nginx it was built against provides (read with
 # dpkg-query, so a package for another nginx build is never installable beside it) and on the
 # shared libraries dpkg-shlibdeps finds. Runs on Debian (the Dockerfile's build stage runs it).
-# DEBFULLNAME and DEBEMAIL set the Maintainer field.
+# DEBFULLNAME and DEBEMAIL set the Maintainer field (whoever builds the package for
+# distribution should set them; the default names the project at a reserved address).
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
@@ -25,15 +26,18 @@ cargo build --release --locked -p wcs-token
 
 abi=$(dpkg-query -W -f='${Provides}' nginx | grep -o 'nginx-abi-[^ ,]*') ||
     die "the installed nginx provides no nginx-abi-*: $(dpkg-query -W -f='${Provides}' nginx)"
-upstream=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# The crate's version: the first version key of Cargo.toml's [package] table.
+upstream=$(awk '/^\[/ { in_pkg = ($0 == "[package]") } in_pkg && /^version *=/ { gsub(/^version *= *"|".*$/, ""); print; exit }' Cargo.toml)
+[ -n "$upstream" ] || die "no version in Cargo.toml's [package]"
 version="$upstream-1"
 arch=$(dpkg --print-architecture)
-maintainer="${DEBFULLNAME:-ngx-wcs-token-auth maintainers} <${DEBEMAIL:-maintainers@users.noreply.r-seed-f2b5ea5f.example}>"
+maintainer="${DEBFULLNAME:-ngx-wcs-token-auth maintainers} <${DEBEMAIL:-maintainers@example.invalid}>"
 doc="usr/share/doc/$PKG"
 
 stage=$(mktemp -d)
+shlibs_dir=$(mktemp -d)
 chmod 0755 "$stage"
-trap 'rm -rf "$stage"' EXIT
+trap 'rm -rf "$stage" "$shlibs_dir"' EXIT
 install -d "$stage/DEBIAN"
 install -D -m 0644 "target/dist/$DIST_SO" "$stage/usr/lib/nginx/modules/$DIST_SO"
 install -D -m 0755 target/release/wcs-token "$stage/usr/bin/wcs-token"
@@ -59,12 +63,10 @@ gzip -9n "$stage/$doc/changelog.Debian"
 chmod -R u=rwX,go=rX "$stage/usr"
 
 # dpkg-shlibdeps reads a debian/control; this one only names the package.
-shlibs_dir=$(mktemp -d)
 mkdir "$shlibs_dir/debian"
 printf 'Source: ngx-wcs-token-auth\n\nPackage: %s\nArchitecture: any\n' "$PKG" >"$shlibs_dir/debian/control"
 shlibs=$(cd "$shlibs_dir" && dpkg-shlibdeps -O "$stage/usr/lib/nginx/modules/$DIST_SO" "$stage/usr/bin/wcs-token" |
     sed -n 's/^shlibs:Depends=//p')
-rm -rf "$shlibs_dir"
 
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@MAINTAINER@|$maintainer|" \
     -e "s|@SIZE@|$(du -sk --exclude=DEBIAN "$stage" | cut -f1)|" -e "s|@DEPENDS@|$abi, $shlibs|" \

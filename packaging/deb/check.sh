@@ -6,7 +6,8 @@
 #   apt-get install ./the.deb pulls nginx in; the module is enabled and nginx -t accepts a
 #   configuration that uses it; the token directory is root:www-data 0750; the demo's check
 #   passes with Debian's nginx and the installed module; apt-get remove leaves an nginx that
-#   works and no longer knows the directive, and keeps the token directory; purge drops the
+#   works and no longer knows the directive, sets the link aside and keeps the token directory;
+#   a reinstall puts the link back and a second remove sets it aside again; purge drops the
 #   link; apt refuses the package beside an nginx that provides another nginx-abi.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -41,12 +42,28 @@ DEMO_PREBUILT=1 DEMO_DIR=/tmp/demo DEMO_BIN=/tmp/bin bash /src/scripts/demo.sh c
 say "apt-get remove"
 apt-get remove -y -qq libnginx-mod-http-wcs-token-auth >/tmp/remove.log 2>&1 ||
     { tail -n 20 /tmp/remove.log; die "apt-get remove failed"; }
-[ ! -e "$link" ] || die "$link is still there"
-[ ! -e /usr/lib/nginx/modules/ngx_http_wcs_token_auth_module.so ] || die "the module is still there"
-[ -d /var/lib/nginx/tokens ] || die "the token directory went with the package"
-if out=$(nginx -t 2>&1); then die "nginx still accepts wcs_token_auth after the remove"; fi
-[[ "$out" == *'unknown directive "wcs_token_auth"'* ]] || die "unexpected nginx -t: $out"
+removed() { # the state apt-get remove leaves
+    [ ! -e "$link" ] || die "$link is still there"
+    [ -L "$link.removed" ] || die "$link.removed, the link set aside for a reinstall, is missing"
+    [ ! -e /usr/lib/nginx/modules/ngx_http_wcs_token_auth_module.so ] || die "the module is still there"
+    [ -d /var/lib/nginx/tokens ] || die "the token directory went with the package"
+    if out=$(nginx -t 2>&1); then die "nginx still accepts wcs_token_auth after the remove"; fi
+    [[ "$out" == *'unknown directive "wcs_token_auth"'* ]] || die "unexpected nginx -t: $out"
+}
+removed
 echo "  nginx -t without the module: $(grep -o 'unknown directive "wcs_token_auth"' <<<"$out")"
+
+say "apt-get install again: the link set aside comes back"
+apt-get install -y -qq "$deb" >/tmp/install.log 2>&1 || { tail -n 20 /tmp/install.log; die "the reinstall failed"; }
+[ "$(readlink "$link")" = /usr/share/nginx/modules-available/mod-http-wcs-token-auth.conf ] ||
+    die "the reinstall did not restore $link"
+[ ! -e "$link.removed" ] || die "$link.removed is still there after the reinstall"
+nginx -t 2>&1 | sed 's/^/  /'
+say "apt-get remove again"
+apt-get remove -y -qq libnginx-mod-http-wcs-token-auth >/tmp/remove.log 2>&1 ||
+    { tail -n 20 /tmp/remove.log; die "apt-get remove failed"; }
+removed
+echo "  the link set aside again as $link.removed"
 rm "$site"
 nginx -t 2>&1 | sed 's/^/  /'
 say "apt-get purge"
