@@ -2,6 +2,8 @@
 //! within the interval plus 100 ms, and only those.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
@@ -91,6 +93,7 @@ fn max_age_expires_a_session_unless_its_file_is_touched() {
     let mock = MockWcs::start(false).unwrap();
     let nginx = start(&mock, "500ms", "wcs_token_auth_max_age 3s;");
     nginx.prefix.add_token("leased");
+    let leased_at = Instant::now();
     nginx.prefix.add_token("renewed");
     let mut leased = open(&nginx, "leased");
     let mut renewed = open(&nginx, "renewed");
@@ -102,12 +105,28 @@ fn max_age_expires_a_session_unless_its_file_is_touched() {
         f.set_modified(SystemTime::now()).unwrap();
     };
     let start = Instant::now();
-    // The lease ends when the file is 3 s old, i.e. at 4 s at the latest (whole seconds).
+    // The lease ends when the file is over 3 s old (whole seconds: between 3 s and 4 s after it
+    // was written); at 2.5 s it is still valid, so an early expiry fails here.
+    let still_valid_at = Duration::from_millis(2500);
+    let mut checked_early = false;
     while start.elapsed() < Duration::from_secs(6) {
+        if !checked_early && leased_at.elapsed() >= still_valid_at {
+            assert!(
+                echoes(&mut leased, "still"),
+                "the lease is still valid at 2.5 s"
+            );
+            checked_early = true;
+        }
         touch("renewed");
         assert!(echoes(&mut renewed, "tick"), "a renewed lease stays open");
-        sleep(Duration::from_millis(300));
+        let pause = if checked_early {
+            Duration::from_millis(300)
+        } else {
+            still_valid_at.saturating_sub(leased_at.elapsed())
+        };
+        sleep(pause.min(Duration::from_millis(300)));
     }
+    assert!(checked_early);
     let closed = wait_closed(&mut leased, Duration::from_millis(1));
     assert!(closed.is_some(), "the untouched lease ended");
     let log = nginx.prefix.error_log();
@@ -121,6 +140,58 @@ fn max_age_expires_a_session_unless_its_file_is_touched() {
         lines[0].contains(" 101 status=session_expired"),
         "{lines:?}"
     );
+}
+
+#[test]
+fn a_request_answered_but_still_discarding_its_body_is_left_alone() {
+    // nginx answers a static file at once and keeps the request only to read and drop the
+    // rest of its body (lingering): the request is finalized, and revoking its token now must
+    // neither relabel nor log it.
+    let nginx = Nginx::start(
+        "",
+        r#"location = /index.html {
+            wcs_token_auth tokens;
+            wcs_token_auth_session_check 200ms;
+        }"#,
+    );
+    nginx.prefix.add_token("answered");
+    let mut s = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+    let head = format!(
+        "GET /index.html HTTP/1.1\r\nHost: localhost\r\nCookie: AUTH=answered\r\n\
+         Connection: close\r\nContent-Length: 100000\r\n\r\n0123456789"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("static page") {
+        let n = s.read(&mut buf).expect("the answer comes before the body");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    nginx.prefix.remove_token("answered");
+    // Five rounds while nginx still reads the body (its lingering_timeout is 5 s).
+    sleep(Duration::from_secs(1));
+    let log = nginx.prefix.error_log();
+    assert_eq!(count_lines(&log, "closed session"), 0, "{log}");
+    assert_eq!(
+        nginx.prefix.access_log(),
+        "",
+        "the request has not ended yet"
+    );
+    // The rest of the body arrives; the request ends as nginx meant it to.
+    s.write_all(&[b'x'; 100_000 - 10]).unwrap();
+    let _ = s.read_to_end(&mut got);
+    let lines = nginx.access_lines(1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains(" 200 status=allowed"), "{lines:?}");
+    assert_eq!(count_lines(&nginx.prefix.error_log(), "closed session"), 0);
+    nginx.assert_no_crash();
 }
 
 #[test]
