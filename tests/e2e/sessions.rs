@@ -186,9 +186,11 @@ fn a_request_answered_but_still_discarding_its_body_is_left_alone() {
     );
     // The rest of the body arrives; the request ends as nginx meant it to.
     s.write_all(&[b'x'; 100_000 - 10]).unwrap();
+    // nginx then lingers until the client stops sending: say so, and wait for its close.
+    s.shutdown(std::net::Shutdown::Write).unwrap();
     let _ = s.read_to_end(&mut got);
     let lines = nginx.access_lines(1);
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}\n{}", nginx.prefix.error_log());
     assert!(lines[0].contains(" 200 status=allowed"), "{lines:?}");
     assert_eq!(count_lines(&nginx.prefix.error_log(), "closed session"), 0);
     nginx.assert_no_crash();
