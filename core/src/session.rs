@@ -7,7 +7,7 @@
 //! cache: one `open` per directory and one `fstatat` per distinct token due. The shell closes
 //! what a round says to close; this module never touches a request.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::hash::{BuildHasher, Hash};
 use std::io;
@@ -108,13 +108,25 @@ impl Store for FreshStore {
 #[derive(Debug)]
 struct Session<H> {
     handle: H,
+    /// Index in [`Registry::groups`].
+    group: usize,
+}
+
+/// The sessions checked together: one token slot under one location's rules. A round visits
+/// a group, not its sessions, unless they are to be closed.
+#[derive(Debug)]
+struct Group {
     /// Index in [`Registry::tokens`].
     token: usize,
     max_age_secs: Option<u64>,
     interval_ms: u64,
     /// When it is next checked, on the monotonic clock the caller uses.
     due_ms: u64,
+    sessions: HashSet<SessionId, Hasher>,
 }
+
+/// What makes sessions share a [`Group`]: (token slot, interval, `max_age`).
+type GroupKey = (usize, u64, Option<u64>);
 
 /// A distinct (directory, token) pair and how many sessions hold it.
 #[derive(Debug)]
@@ -155,8 +167,12 @@ pub struct Registry<H> {
     free: Vec<usize>,
     /// Slot of each (directory index, little endian, then token).
     token_index: HashMap<Vec<u8>, usize, Hasher>,
-    /// Every session by when it is next checked, so a round visits only what is due.
-    schedule: BTreeSet<(u64, SessionId)>,
+    /// Groups; `None` is free (listed in `free_groups`).
+    groups: Vec<Option<Group>>,
+    free_groups: Vec<usize>,
+    group_index: HashMap<GroupKey, usize, Hasher>,
+    /// Every group by when it is next checked, so a round visits only what is due.
+    schedule: BTreeSet<(u64, usize)>,
     next_id: SessionId,
 }
 
@@ -170,6 +186,9 @@ impl<H> Default for Registry<H> {
             tokens: Vec::new(),
             free: Vec::new(),
             token_index: HashMap::default(),
+            groups: Vec::new(),
+            free_groups: Vec::new(),
+            group_index: HashMap::default(),
             schedule: BTreeSet::new(),
             next_id: 0,
         }
@@ -258,34 +277,85 @@ impl<H: Copy + Eq + Hash> Registry<H> {
     /// served by the location that granted it last.
     pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now_ms: u64) -> Tracked {
         let slot = self.hold_token(token, rules.dir);
-        let interval_ms = rules.interval_ms.max(1);
-        let seed = self.phase_seed(slot);
-        let due_ms = next_check_ms(now_ms, interval_ms, seed);
+        let key = (slot, rules.interval_ms.max(1), rules.max_age_secs);
         if let Some(&id) = self.by_handle.get(&handle) {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                let old = core::mem::replace(&mut s.token, slot);
-                s.max_age_secs = rules.max_age_secs;
-                s.interval_ms = interval_ms;
-                self.schedule.remove(&(s.due_ms, id));
-                s.due_ms = due_ms;
-                self.schedule.insert((due_ms, id));
-                self.release_token(old);
+            if let Some(old) = self.sessions.get(&id).map(|s| s.group) {
+                let group = self.join(key, id, now_ms);
+                if group == old {
+                    // The same token and rules: it stays where it is, holding its slot once.
+                    self.release_token(slot);
+                } else {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.group = group;
+                    }
+                    self.leave(old, id);
+                }
                 return Tracked::Updated(id);
             }
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let session = Session {
-            handle,
-            token: slot,
-            max_age_secs: rules.max_age_secs,
-            interval_ms,
-            due_ms,
-        };
-        self.sessions.insert(id, session);
+        let group = self.join(key, id, now_ms);
+        self.sessions.insert(id, Session { handle, group });
         self.by_handle.insert(handle, id);
-        self.schedule.insert((due_ms, id));
         Tracked::New(id)
+    }
+
+    /// Adds session `id` (holding the token slot in `key` already) to its group, made and
+    /// scheduled if new; a group that exists keeps its schedule.
+    fn join(&mut self, key: GroupKey, id: SessionId, now_ms: u64) -> usize {
+        let index = match self.group_index.get(&key) {
+            Some(&g) => g,
+            None => {
+                let (token, interval_ms, max_age_secs) = key;
+                let due_ms = next_check_ms(now_ms, interval_ms, self.phase_seed(token));
+                let group = Some(Group {
+                    token,
+                    max_age_secs,
+                    interval_ms,
+                    due_ms,
+                    sessions: HashSet::default(),
+                });
+                let g = match self.free_groups.pop() {
+                    Some(free) => free,
+                    None => {
+                        self.groups.push(None);
+                        self.groups.len() - 1
+                    }
+                };
+                if let Some(entry) = self.groups.get_mut(g) {
+                    *entry = group;
+                }
+                self.group_index.insert(key, g);
+                self.schedule.insert((due_ms, g));
+                g
+            }
+        };
+        if let Some(Some(group)) = self.groups.get_mut(index) {
+            group.sessions.insert(id);
+        }
+        index
+    }
+
+    /// Takes session `id` out of group `g`, freeing the group and the session's hold on its
+    /// token slot.
+    fn leave(&mut self, g: usize, id: SessionId) {
+        let Some(entry) = self.groups.get_mut(g) else {
+            return;
+        };
+        let Some(group) = entry.as_mut() else {
+            return;
+        };
+        group.sessions.remove(&id);
+        let token = group.token;
+        if group.sessions.is_empty() {
+            self.schedule.remove(&(group.due_ms, g));
+            self.group_index
+                .remove(&(group.token, group.interval_ms, group.max_age_secs));
+            *entry = None;
+            self.free_groups.push(g);
+        }
+        self.release_token(token);
     }
 
     fn phase_seed(&self, slot: usize) -> u64 {
@@ -358,8 +428,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         if self.by_handle.get(&session.handle) == Some(&id) {
             self.by_handle.remove(&session.handle);
         }
-        self.schedule.remove(&(session.due_ms, id));
-        self.release_token(session.token);
+        self.leave(session.group, id);
         true
     }
 
@@ -379,7 +448,8 @@ impl<H: Copy + Eq + Hash> Registry<H> {
 
     /// When a session is next checked.
     pub fn due_ms(&self, id: SessionId) -> Option<u64> {
-        self.sessions.get(&id).map(|s| s.due_ms)
+        let group = self.sessions.get(&id)?.group;
+        self.groups.get(group)?.as_ref().map(|g| g.due_ms)
     }
 
     /// When the next round is due, if anything is tracked.
@@ -391,53 +461,51 @@ impl<H: Copy + Eq + Hash> Registry<H> {
     /// wall clock, for `max_age`) and schedules its next check. Nothing is removed: the caller
     /// closes what [`Round::close`] lists, and untracks each session when its request ends.
     pub fn round<S: Store>(&mut self, now_ms: u64, unix_secs: i64, store: &mut S) -> Round {
-        // The due sessions of each directory, by the directory's index.
-        let mut due: Vec<Vec<SessionId>> = self.dirs.iter().map(|_| Vec::new()).collect();
+        // The due groups of each directory, by the directory's index.
+        let mut due: Vec<Vec<usize>> = self.dirs.iter().map(|_| Vec::new()).collect();
         let mut round = Round::default();
         let horizon = now_ms.saturating_add(window_ms(u64::MAX));
         let mut taken = Vec::new();
-        for &(due_ms, id) in self.schedule.range(..=(horizon, SessionId::MAX)) {
-            let Some(s) = self.sessions.get(&id) else {
+        for &(due_ms, g) in self.schedule.range(..=(horizon, usize::MAX)) {
+            let Some(Some(group)) = self.groups.get(g) else {
                 continue;
             };
-            if due_ms > now_ms.saturating_add(window_ms(s.interval_ms)) {
+            if due_ms > now_ms.saturating_add(window_ms(group.interval_ms)) {
                 continue;
             }
-            let Some(slot) = self.tokens.get(s.token).and_then(Option::as_ref) else {
+            let Some(slot) = self.tokens.get(group.token).and_then(Option::as_ref) else {
                 continue;
             };
-            taken.push((
-                due_ms,
-                id,
-                next_check_ms(now_ms, s.interval_ms, slot.phase_seed),
-            ));
-            if let Some(group) = due.get_mut(slot.dir) {
-                group.push(id);
-                round.checked += 1;
+            let next = next_check_ms(now_ms, group.interval_ms, slot.phase_seed);
+            taken.push((due_ms, g, next));
+            if let Some(list) = due.get_mut(slot.dir) {
+                list.push(g);
+                round.checked += group.sessions.len();
             }
         }
-        for (old, id, new) in taken {
-            self.schedule.remove(&(old, id));
-            self.schedule.insert((new, id));
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.due_ms = new;
+        for (old, g, new) in taken {
+            self.schedule.remove(&(old, g));
+            self.schedule.insert((new, g));
+            if let Some(Some(group)) = self.groups.get_mut(g) {
+                group.due_ms = new;
             }
         }
         // By token slot; only the due tokens' slots, so a round costs what is due, not what is
         // tracked.
         let mut answers = HashMap::with_capacity_and_hasher(round.checked, Hasher::default());
-        for (dir, group) in due.iter().enumerate() {
-            if group.is_empty() {
+        for (dir, list) in due.iter().enumerate() {
+            if list.is_empty() {
                 continue;
             }
             let reports = round.unreadable.len();
-            self.check_dir(dir, group, unix_secs, store, &mut answers, &mut round);
+            self.check_dir(dir, list, unix_secs, store, &mut answers, &mut round);
             if round.unreadable.len() > reports {
                 // Rounds come more often than the interval (each token on its own phase): an
                 // unreadable directory is reported once per interval, not once per round.
-                let interval = group
+                let interval = list
                     .iter()
-                    .filter_map(|id| self.sessions.get(id).map(|s| s.interval_ms))
+                    .filter_map(|&g| self.groups.get(g).and_then(Option::as_ref))
+                    .map(|g| g.interval_ms)
                     .min()
                     .unwrap_or(1);
                 let quiet = interval.saturating_sub(window_ms(interval));
@@ -453,11 +521,11 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         round
     }
 
-    /// One directory's share of a round: `group` holds its due sessions.
+    /// One directory's share of a round: `list` holds its due groups.
     fn check_dir<S: Store>(
         &self,
         dir: usize,
-        group: &[SessionId],
+        list: &[usize],
         unix_secs: i64,
         store: &mut S,
         answers: &mut HashMap<usize, Answer, Hasher>,
@@ -466,15 +534,16 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         let Some(path) = self.dirs.get(dir) else {
             return;
         };
-        let sessions = group
+        let groups = list
             .iter()
-            .filter_map(|&id| self.sessions.get(&id).map(|s| (id, s)));
+            .filter_map(|&g| self.groups.get(g).and_then(Option::as_ref));
         let handle = match store.open_dir(path) {
             Ok(h) => h,
             Err(DirError::Missing(_)) => {
-                round
-                    .close
-                    .extend(sessions.map(|(id, _)| (id, Ending::DirMissing)));
+                for group in groups {
+                    let close = group.sessions.iter().map(|&id| (id, Ending::DirMissing));
+                    round.close.extend(close);
+                }
                 return;
             }
             Err(DirError::Failed(error)) => {
@@ -486,11 +555,11 @@ impl<H: Copy + Eq + Hash> Registry<H> {
             }
         };
         let mut close = Vec::new();
-        for (id, s) in sessions {
-            let Some(Some(slot)) = self.tokens.get(s.token) else {
+        for group in groups {
+            let Some(Some(slot)) = self.tokens.get(group.token) else {
                 continue;
             };
-            let answer = answers.entry(s.token).or_insert(Answer::NotAsked);
+            let answer = answers.entry(group.token).or_insert(Answer::NotAsked);
             if let Answer::NotAsked = answer {
                 // Each distinct token once per round, however many sessions share it.
                 round.lookups += 1;
@@ -507,13 +576,14 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                     }
                 };
             }
-            match *answer {
-                Answer::Gone => close.push((id, Ending::Revoked)),
-                Answer::Found(m) if !expiry::is_fresh(m, unix_secs, s.max_age_secs) => {
-                    close.push((id, Ending::Expired));
+            let ending = match *answer {
+                Answer::Gone => Ending::Revoked,
+                Answer::Found(m) if !expiry::is_fresh(m, unix_secs, group.max_age_secs) => {
+                    Ending::Expired
                 }
-                Answer::Found(_) | Answer::NotAsked => {}
-            }
+                Answer::Found(_) | Answer::NotAsked => continue,
+            };
+            close.extend(group.sessions.iter().map(|&id| (id, ending)));
         }
         round.close.extend(close);
     }
@@ -632,7 +702,7 @@ mod tests {
         let rounds = run_until(&mut reg, &mut store, 1025);
         // Every session checked in the first interval (a check up to 25 ms early may take
         // some a second time near its end)...
-        assert!(reg.sessions.values().all(|s| s.due_ms > 1025));
+        assert!(reg.groups.iter().flatten().all(|g| g.due_ms > 1025));
         // ... each token once for all its sessions.
         for (_, r) in &rounds {
             assert_eq!(r.checked, 10 * r.lookups);
@@ -855,7 +925,8 @@ mod tests {
             Some(due),
             "the old schedule entry is gone"
         );
-        let seed = reg.phase_seed(reg.sessions[&id].token);
+        let group = reg.sessions[&id].group;
+        let seed = reg.phase_seed(reg.groups[group].as_ref().unwrap().token);
         assert_eq!(due, next_check_ms(100, 300, seed));
         // Checked against the second location's directory, where the token still is (the
         // first one's is empty): kept, and looked up once.
@@ -871,7 +942,8 @@ mod tests {
         assert!(reg.is_empty());
         assert!(reg.tokens.iter().all(Option::is_none), "{:?}", reg.tokens);
         assert!(reg.token_index.is_empty() && reg.by_handle.is_empty());
-        assert!(reg.schedule.is_empty());
+        assert!(reg.schedule.is_empty() && reg.group_index.is_empty());
+        assert!(reg.groups.iter().all(Option::is_none));
         // The request is tracked anew once its session is gone.
         assert!(matches!(
             reg.track(1u32, b"t", rules(c"/first", 1000), 700),
@@ -894,6 +966,16 @@ mod tests {
         assert_eq!(
             reg.track(1u32, b"t", rules(c"/d", 1000), 0),
             Tracked::Updated(b.id())
+        );
+        // Granted again with the same token and rules: still one group, one hold on the slot.
+        assert_eq!(reg.groups.iter().flatten().count(), 1);
+        assert_eq!(
+            reg.tokens
+                .iter()
+                .flatten()
+                .map(|t| t.sessions)
+                .sum::<usize>(),
+            1
         );
         assert!(reg.untrack(b.id()));
         assert!(!reg.untrack(b.id()), "untracked once");
