@@ -18,11 +18,10 @@ use crate::expiry;
 use crate::store::{self, DirError, Lookup};
 use crate::token;
 
-/// The maps' hash: every due session is looked up by id in each round, which must stay far
-/// below a millisecond per thousand tokens. Ids are the registry's own, handles are the
-/// shell's request addresses, and tokens (hashed only when a session is tracked or ends)
-/// passed the access check, so they name files the operator created: nobody can choose keys
-/// to fill a bucket.
+/// The maps' hash, fast because rounds and tracking use it often. Ids, group and slot
+/// indices are the registry's own, handles are the shell's request addresses, and tokens
+/// (hashed only when a session is tracked or ends) passed the access check, so they name
+/// files the operator created: nobody can choose keys to fill a bucket.
 type Hasher = foldhash::fast::RandomState;
 
 /// Identifies a tracked session; never reused within a worker (a 64-bit counter), so a stale
@@ -151,8 +150,8 @@ pub struct Rules<'a> {
 /// The open sessions of one worker; `H` is the shell's handle on the request, and a request
 /// has at most one session.
 ///
-/// Tokens are interned when a session is tracked, so that a round hashes nothing: it asks
-/// the directory about each due token slot once, by index.
+/// Tokens are interned when a session is tracked, so that a round compares no token bytes:
+/// it asks the directory about each due token slot once, by index.
 #[derive(Debug)]
 pub struct Registry<H> {
     sessions: HashMap<SessionId, Session<H>, Hasher>,
