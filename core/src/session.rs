@@ -235,8 +235,8 @@ pub struct Round {
 /// instead of firing once per token. The latest check is then `interval + window` after the
 /// one before, which keeps a removal's close within `interval` + 100 ms.
 pub fn window_ms(interval_ms: u64) -> u64 {
-    // A timer firing costs the worker far more than a token look-up (about 80 us against 2 us,
-    // measured in a worker on the development machine): at most 40 rounds an interval.
+    // At most about 40 rounds an interval: each costs a timer firing, a wakeup and an `open`
+    // of the directory, and a round per token would cost far more than its one look-up.
     (interval_ms / 40).min(25)
 }
 
