@@ -163,7 +163,8 @@ fn no_configuration(log: *mut ngx_log_t) -> ngx_int_t {
     NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
 }
 
-fn clock() -> Clock {
+/// The module's one clock, for the cache and the session rounds.
+pub(crate) fn clock() -> Clock {
     // A process-local monotonic clock: unlike ngx_current_msec it does not wrap on 32-bit
     // targets and keeps millisecond resolution whatever `timer_resolution` says.
     static START: OnceLock<Instant> = OnceLock::new();

@@ -10,8 +10,6 @@ use core::cell::{Cell, RefCell};
 use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::ptr;
-use std::sync::OnceLock;
-use std::time::Instant;
 
 use ngx::ffi::{
     ngx_add_timer, ngx_cycle, ngx_del_timer, ngx_err_t, ngx_event_t, ngx_http_finalize_request,
@@ -22,7 +20,7 @@ use ngx::http::{HttpModuleMainConf, Request};
 use wcs_token_auth_core::session::{Ending, FreshStore, Registry, Rules, SessionId, Tracked};
 
 use crate::conf::Access;
-use crate::handler::log_error;
+use crate::handler::{clock, log_error};
 use crate::{variables, Module};
 
 type Sessions = Registry<*mut ngx_http_request_t>;
@@ -30,7 +28,7 @@ type Sessions = Registry<*mut ngx_http_request_t>;
 thread_local! {
     /// The worker's open sessions (a worker is one thread).
     static SESSIONS: RefCell<Sessions> = RefCell::new(Registry::new());
-    /// When the armed timer is due, on [`now_ms`]'s clock; `None` while it is not armed.
+    /// When the armed timer is due, on the module's [`clock`]; `None` while it is not armed.
     static ARMED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
@@ -58,7 +56,7 @@ pub unsafe fn track(r: *mut ngx_http_request_t, access: &Access, token: &[u8]) -
         max_age_secs: access.policy.max_age_secs,
         interval_ms,
     };
-    let now = now_ms();
+    let now = clock().now_ms;
     let Some((tracked, due)) = with_sessions(|s| {
         let tracked = s.track(mr, token, rules, now);
         (tracked, s.due_ms(tracked.id()).unwrap_or(now))
@@ -134,9 +132,11 @@ fn arm_at(due: u64, now: u64) {
         }
         if (*ev).handler.is_none() {
             (*ev).handler = Some(on_timer);
-            (*ev).log = (*ngx_cycle).log;
             (*ev).set_cancelable(1);
         }
+        // The cycle's log of now: a reload (with master_process off, in this very process)
+        // frees the one before.
+        (*ev).log = (*ngx_cycle).log;
         ngx_add_timer(ev, due.saturating_sub(now) as ngx_msec_t);
     }
     ARMED.set(Some(due));
@@ -161,10 +161,9 @@ fn disarm() {
 unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
     // nginx's clock decided that the round is due: this clock may lag it by a millisecond,
     // which must not turn into an empty round and another one right after it.
-    let now = now_ms().max(ARMED.take().unwrap_or(0));
-    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
-    // SAFETY: ngx_cached_time always points to a valid slot of this worker.
-    let unix_secs = unsafe { (*ngx::ffi::ngx_cached_time).sec as i64 };
+    let started = clock();
+    let now = started.now_ms.max(ARMED.take().unwrap_or(0));
+    let unix_secs = started.unix_secs;
     let Some(round) = with_sessions(|s| s.round(now, unix_secs, &mut FreshStore)) else {
         return;
     };
@@ -189,7 +188,7 @@ unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
             unsafe { close(r, ending) };
         }
     }
-    arm(now_ms());
+    arm(clock().now_ms);
 }
 
 /// Ends the main request `r` from an event handler, as nginx's own modules do: finalize with
@@ -199,6 +198,13 @@ unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
 /// # Safety
 /// `r` must be a live main request of this worker, not inside any of its own handlers.
 unsafe fn close(r: *mut ngx_http_request_t, ending: Ending) {
+    // A request nginx has finalized, its response complete, may live on a while (discarding
+    // the rest of a request body while lingering, an HTTP/2 stream flushing): it has ended as
+    // it was going to, and is left alone (it was untracked already).
+    // SAFETY: r is a live main request per this function's contract.
+    if unsafe { (*r).done() } != 0 {
+        return;
+    }
     // SAFETY: r is a live main request per this function's contract; its connection and the
     // connection's log live at least as long.
     let c = unsafe { (*r).connection };
@@ -230,11 +236,4 @@ unsafe fn close(r: *mut ngx_http_request_t, ending: Ending) {
         ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t);
         ngx_http_run_posted_requests(c);
     }
-}
-
-/// A process-local monotonic clock in milliseconds: unlike ngx_current_msec it does not wrap
-/// on 32-bit targets.
-fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }

@@ -1,14 +1,15 @@
 //! Open sessions and the rounds that re-check their tokens (`wcs_token_auth_session_check`).
 //!
-//! A session is a request the module allowed, from then until it ends. Each one is checked on
-//! a grid of its location's interval (the rounds fall at whole multiples of it), so sessions
-//! with the same interval share rounds: one `open` per distinct directory and one `fstatat`
-//! per distinct token, read fresh from the token directory, never from the cache. The shell
-//! closes what a round says to close; this module never touches a request.
+//! A session is a request the module allowed, from then until it ends. Each (directory,
+//! token) has its own phase within the interval, so the checks of different tokens are spread
+//! across it (a round never stalls the worker with every session at once) while the sessions
+//! that share a token share their rounds. A round reads the token directory fresh, never the
+//! cache: one `open` per directory and one `fstatat` per distinct token due. The shell closes
+//! what a round says to close; this module never touches a request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{CStr, CString};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -17,11 +18,10 @@ use crate::expiry;
 use crate::store::{self, DirError, Lookup};
 use crate::token;
 
-/// The maps' hash: every due session is looked up by id in each round, which must stay far
-/// below a millisecond per thousand tokens. Ids are the registry's own, handles are the
-/// shell's request addresses, and tokens (hashed only when a session is tracked or ends)
-/// passed the access check, so they name files the operator created: nobody can choose keys
-/// to fill a bucket.
+/// The maps' hash, fast because rounds and tracking use it often. Ids, group and slot
+/// indices are the registry's own, handles are the shell's request addresses, and tokens
+/// (hashed only when a session is tracked or ends) passed the access check, so they name
+/// files the operator created: nobody can choose keys to fill a bucket.
 type Hasher = foldhash::fast::RandomState;
 
 /// Identifies a tracked session; never reused within a worker (a 64-bit counter), so a stale
@@ -107,13 +107,25 @@ impl Store for FreshStore {
 #[derive(Debug)]
 struct Session<H> {
     handle: H,
+    /// Index in [`Registry::groups`].
+    group: usize,
+}
+
+/// The sessions checked together: one token slot under one location's rules. A round visits
+/// a group, not its sessions, unless they are to be closed.
+#[derive(Debug)]
+struct Group {
     /// Index in [`Registry::tokens`].
     token: usize,
     max_age_secs: Option<u64>,
     interval_ms: u64,
     /// When it is next checked, on the monotonic clock the caller uses.
     due_ms: u64,
+    sessions: HashSet<SessionId, Hasher>,
 }
+
+/// What makes sessions share a [`Group`]: (token slot, interval, `max_age`).
+type GroupKey = (usize, u64, Option<u64>);
 
 /// A distinct (directory, token) pair and how many sessions hold it.
 #[derive(Debug)]
@@ -122,6 +134,8 @@ struct TokenSlot {
     dir: usize,
     token: Box<[u8]>,
     sessions: usize,
+    /// Spreads the token's checks: its phase within an interval is this modulo the interval.
+    phase_seed: u64,
 }
 
 /// What a session is checked against, as the location that allowed it says.
@@ -136,8 +150,8 @@ pub struct Rules<'a> {
 /// The open sessions of one worker; `H` is the shell's handle on the request, and a request
 /// has at most one session.
 ///
-/// Tokens are interned when a session is tracked, so that a round hashes nothing: it asks
-/// the directory about each due token slot once, by index.
+/// Tokens are interned when a session is tracked, so that a round compares no token bytes:
+/// it asks the directory about each due token slot once, by index.
 #[derive(Debug)]
 pub struct Registry<H> {
     sessions: HashMap<SessionId, Session<H>, Hasher>,
@@ -145,11 +159,19 @@ pub struct Registry<H> {
     by_handle: HashMap<H, SessionId, Hasher>,
     /// Distinct token directories seen; only as many as the configurations name.
     dirs: Vec<CString>,
+    /// When each directory was last reported unreadable.
+    dir_reported_ms: Vec<Option<u64>>,
     /// Token slots; `None` is free (listed in `free`).
     tokens: Vec<Option<TokenSlot>>,
     free: Vec<usize>,
     /// Slot of each (directory index, little endian, then token).
     token_index: HashMap<Vec<u8>, usize, Hasher>,
+    /// Groups; `None` is free (listed in `free_groups`).
+    groups: Vec<Option<Group>>,
+    free_groups: Vec<usize>,
+    group_index: HashMap<GroupKey, usize, Hasher>,
+    /// Every group by when it is next checked, so a round visits only what is due.
+    schedule: BTreeSet<(u64, usize)>,
     next_id: SessionId,
 }
 
@@ -159,9 +181,14 @@ impl<H> Default for Registry<H> {
             sessions: HashMap::default(),
             by_handle: HashMap::default(),
             dirs: Vec::new(),
+            dir_reported_ms: Vec::new(),
             tokens: Vec::new(),
             free: Vec::new(),
             token_index: HashMap::default(),
+            groups: Vec::new(),
+            free_groups: Vec::new(),
+            group_index: HashMap::default(),
+            schedule: BTreeSet::new(),
             next_id: 0,
         }
     }
@@ -194,7 +221,7 @@ pub struct Unreadable {
 pub struct Round {
     /// Sessions to close, each once.
     pub close: Vec<(SessionId, Ending)>,
-    /// At most one entry per directory.
+    /// At most one entry per directory, and one per directory per interval.
     pub unreadable: Vec<Unreadable>,
     /// Sessions checked this round.
     pub checked: usize,
@@ -202,12 +229,33 @@ pub struct Round {
     pub lookups: usize,
 }
 
-/// The first point of the `interval_ms` grid after `now_ms`.
-fn next_grid_point(now_ms: u64, interval_ms: u64) -> u64 {
+/// How far ahead of its due time a round may check a session: 2.5 % of the interval, at most
+/// 25 ms. Checking early never closes wrongly (a session is closed only when its token is
+/// invalid when checked), and it lets one timer firing take every token due in that window
+/// instead of firing once per token. The latest check is then `interval + window` after the
+/// one before, which keeps a removal's close within `interval` + 100 ms.
+pub fn window_ms(interval_ms: u64) -> u64 {
+    // At most about 40 rounds an interval: each costs a timer firing, a wakeup and an `open`
+    // of the directory, and a round per token would cost far more than its one look-up.
+    (interval_ms / 40).min(25)
+}
+
+/// When a session is next checked: the first time after `now_ms` + the window that lies
+/// `phase_seed` (modulo the interval) past a multiple of the interval. Sessions that share a
+/// token and an interval share this time, so one lookup serves them all; different tokens
+/// fall at different times across the interval.
+pub fn next_check_ms(now_ms: u64, interval_ms: u64, phase_seed: u64) -> u64 {
     let interval = interval_ms.max(1);
-    (now_ms / interval)
-        .saturating_add(1)
-        .saturating_mul(interval)
+    let phase = phase_seed % interval;
+    let after = now_ms.saturating_add(window_ms(interval));
+    // The first point of the grid `phase + k * interval` that is greater than `after`.
+    match after.checked_sub(phase) {
+        None => phase,
+        Some(since) => (since / interval)
+            .saturating_add(1)
+            .saturating_mul(interval)
+            .saturating_add(phase),
+    }
 }
 
 impl<H: Copy + Eq + Hash> Registry<H> {
@@ -228,30 +276,92 @@ impl<H: Copy + Eq + Hash> Registry<H> {
     /// served by the location that granted it last.
     pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now_ms: u64) -> Tracked {
         let slot = self.hold_token(token, rules.dir);
-        let interval_ms = rules.interval_ms.max(1);
-        let due_ms = next_grid_point(now_ms, interval_ms);
+        let key = (slot, rules.interval_ms.max(1), rules.max_age_secs);
         if let Some(&id) = self.by_handle.get(&handle) {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                let old = core::mem::replace(&mut s.token, slot);
-                s.max_age_secs = rules.max_age_secs;
-                s.interval_ms = interval_ms;
-                s.due_ms = due_ms;
-                self.release_token(old);
+            if let Some(old) = self.sessions.get(&id).map(|s| s.group) {
+                let group = self.join(key, id, now_ms);
+                if group == old {
+                    // The same token and rules: it stays where it is, holding its slot once.
+                    self.release_token(slot);
+                } else {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.group = group;
+                    }
+                    self.leave(old, id);
+                }
                 return Tracked::Updated(id);
             }
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let session = Session {
-            handle,
-            token: slot,
-            max_age_secs: rules.max_age_secs,
-            interval_ms,
-            due_ms,
-        };
-        self.sessions.insert(id, session);
+        let group = self.join(key, id, now_ms);
+        self.sessions.insert(id, Session { handle, group });
         self.by_handle.insert(handle, id);
         Tracked::New(id)
+    }
+
+    /// Adds session `id` (holding the token slot in `key` already) to its group, made and
+    /// scheduled if new; a group that exists keeps its schedule.
+    fn join(&mut self, key: GroupKey, id: SessionId, now_ms: u64) -> usize {
+        let index = match self.group_index.get(&key) {
+            Some(&g) => g,
+            None => {
+                let (token, interval_ms, max_age_secs) = key;
+                let due_ms = next_check_ms(now_ms, interval_ms, self.phase_seed(token));
+                let group = Some(Group {
+                    token,
+                    max_age_secs,
+                    interval_ms,
+                    due_ms,
+                    sessions: HashSet::default(),
+                });
+                let g = match self.free_groups.pop() {
+                    Some(free) => free,
+                    None => {
+                        self.groups.push(None);
+                        self.groups.len() - 1
+                    }
+                };
+                if let Some(entry) = self.groups.get_mut(g) {
+                    *entry = group;
+                }
+                self.group_index.insert(key, g);
+                self.schedule.insert((due_ms, g));
+                g
+            }
+        };
+        if let Some(Some(group)) = self.groups.get_mut(index) {
+            group.sessions.insert(id);
+        }
+        index
+    }
+
+    /// Takes session `id` out of group `g`, freeing the group and the session's hold on its
+    /// token slot.
+    fn leave(&mut self, g: usize, id: SessionId) {
+        let Some(entry) = self.groups.get_mut(g) else {
+            return;
+        };
+        let Some(group) = entry.as_mut() else {
+            return;
+        };
+        group.sessions.remove(&id);
+        let token = group.token;
+        if group.sessions.is_empty() {
+            self.schedule.remove(&(group.due_ms, g));
+            self.group_index
+                .remove(&(group.token, group.interval_ms, group.max_age_secs));
+            *entry = None;
+            self.free_groups.push(g);
+        }
+        self.release_token(token);
+    }
+
+    fn phase_seed(&self, slot: usize) -> u64 {
+        self.tokens
+            .get(slot)
+            .and_then(Option::as_ref)
+            .map_or(0, |t| t.phase_seed)
     }
 
     /// The slot of (`dir`, `token`), interned if new, with one more session holding it.
@@ -260,6 +370,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
             Some(i) => i,
             None => {
                 self.dirs.push(dir.to_owned());
+                self.dir_reported_ms.push(None);
                 self.dirs.len() - 1
             }
         };
@@ -271,6 +382,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                     dir,
                     token: token.into(),
                     sessions: 0,
+                    phase_seed: self.token_index.hasher().hash_one(&key),
                 });
                 let slot = match self.free.pop() {
                     Some(free) => free,
@@ -315,7 +427,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         if self.by_handle.get(&session.handle) == Some(&id) {
             self.by_handle.remove(&session.handle);
         }
-        self.release_token(session.token);
+        self.leave(session.group, id);
         true
     }
 
@@ -335,66 +447,102 @@ impl<H: Copy + Eq + Hash> Registry<H> {
 
     /// When a session is next checked.
     pub fn due_ms(&self, id: SessionId) -> Option<u64> {
-        self.sessions.get(&id).map(|s| s.due_ms)
+        let group = self.sessions.get(&id)?.group;
+        self.groups.get(group)?.as_ref().map(|g| g.due_ms)
     }
 
     /// When the next round is due, if anything is tracked.
     pub fn next_due_ms(&self) -> Option<u64> {
-        self.sessions.values().map(|s| s.due_ms).min()
+        self.schedule.first().map(|&(due, _)| due)
     }
 
-    /// Checks every session due at `now_ms` (`unix_secs` is the wall clock, for `max_age`)
-    /// and schedules its next check. Nothing is removed: the caller closes what
-    /// [`Round::close`] lists, and untracks each session when its request ends.
+    /// Checks every session due at `now_ms` or within its window after it (`unix_secs` is the
+    /// wall clock, for `max_age`) and schedules its next check. Nothing is removed: the caller
+    /// closes what [`Round::close`] lists, and untracks each session when its request ends.
     pub fn round<S: Store>(&mut self, now_ms: u64, unix_secs: i64, store: &mut S) -> Round {
-        // The due sessions of each directory, by the directory's index.
-        let mut due: Vec<Vec<SessionId>> = self.dirs.iter().map(|_| Vec::new()).collect();
+        // The due groups of each directory, by the directory's index.
+        let mut due: Vec<Vec<usize>> = self.dirs.iter().map(|_| Vec::new()).collect();
         let mut round = Round::default();
-        for (&id, s) in self.sessions.iter_mut() {
-            if s.due_ms <= now_ms {
-                s.due_ms = next_grid_point(now_ms, s.interval_ms);
-                let dir = self
-                    .tokens
-                    .get(s.token)
-                    .and_then(Option::as_ref)
-                    .map(|t| t.dir);
-                if let Some(group) = dir.and_then(|d| due.get_mut(d)) {
-                    group.push(id);
-                    round.checked += 1;
-                }
+        let horizon = now_ms.saturating_add(window_ms(u64::MAX));
+        let mut taken = Vec::new();
+        for &(due_ms, g) in self.schedule.range(..=(horizon, usize::MAX)) {
+            let Some(Some(group)) = self.groups.get(g) else {
+                continue;
+            };
+            if due_ms > now_ms.saturating_add(window_ms(group.interval_ms)) {
+                continue;
+            }
+            let Some(slot) = self.tokens.get(group.token).and_then(Option::as_ref) else {
+                continue;
+            };
+            let next = next_check_ms(now_ms, group.interval_ms, slot.phase_seed);
+            taken.push((due_ms, g, next));
+            if let Some(list) = due.get_mut(slot.dir) {
+                list.push(g);
+                round.checked += group.sessions.len();
             }
         }
-        let mut answers = vec![Answer::NotAsked; self.tokens.len()];
-        for (dir, group) in due.iter().enumerate() {
-            if !group.is_empty() {
-                self.check_dir(dir, group, unix_secs, store, &mut answers, &mut round);
+        for (old, g, new) in taken {
+            self.schedule.remove(&(old, g));
+            self.schedule.insert((new, g));
+            if let Some(Some(group)) = self.groups.get_mut(g) {
+                group.due_ms = new;
+            }
+        }
+        // By token slot; only the due tokens' slots, so a round costs what is due, not what is
+        // tracked.
+        let mut answers = HashMap::with_capacity_and_hasher(round.checked, Hasher::default());
+        for (dir, list) in due.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let reports = round.unreadable.len();
+            self.check_dir(dir, list, unix_secs, store, &mut answers, &mut round);
+            if round.unreadable.len() > reports {
+                // Rounds come more often than the interval (each token on its own phase): an
+                // unreadable directory is reported once per interval, not once per round.
+                let interval = list
+                    .iter()
+                    .filter_map(|&g| self.groups.get(g).and_then(Option::as_ref))
+                    .map(|g| g.interval_ms)
+                    .min()
+                    .unwrap_or(1);
+                let quiet = interval.saturating_sub(window_ms(interval));
+                match self.dir_reported_ms.get_mut(dir) {
+                    Some(Some(last)) if now_ms < last.saturating_add(quiet) => {
+                        round.unreadable.truncate(reports);
+                    }
+                    Some(last) => *last = Some(now_ms),
+                    None => {}
+                }
             }
         }
         round
     }
 
-    /// One directory's share of a round: `group` holds its due sessions.
+    /// One directory's share of a round: `list` holds its due groups.
     fn check_dir<S: Store>(
         &self,
         dir: usize,
-        group: &[SessionId],
+        list: &[usize],
         unix_secs: i64,
         store: &mut S,
-        answers: &mut [Answer],
+        answers: &mut HashMap<usize, Answer, Hasher>,
         round: &mut Round,
     ) {
         let Some(path) = self.dirs.get(dir) else {
             return;
         };
-        let sessions = group
+        let groups = list
             .iter()
-            .filter_map(|&id| self.sessions.get(&id).map(|s| (id, s)));
+            .filter_map(|&g| self.groups.get(g).and_then(Option::as_ref));
         let handle = match store.open_dir(path) {
             Ok(h) => h,
             Err(DirError::Missing(_)) => {
-                round
-                    .close
-                    .extend(sessions.map(|(id, _)| (id, Ending::DirMissing)));
+                for group in groups {
+                    let close = group.sessions.iter().map(|&id| (id, Ending::DirMissing));
+                    round.close.extend(close);
+                }
                 return;
             }
             Err(DirError::Failed(error)) => {
@@ -406,12 +554,11 @@ impl<H: Copy + Eq + Hash> Registry<H> {
             }
         };
         let mut close = Vec::new();
-        for (id, s) in sessions {
-            let (Some(answer), Some(Some(slot))) =
-                (answers.get_mut(s.token), self.tokens.get(s.token))
-            else {
+        for group in groups {
+            let Some(Some(slot)) = self.tokens.get(group.token) else {
                 continue;
             };
+            let answer = answers.entry(group.token).or_insert(Answer::NotAsked);
             if let Answer::NotAsked = answer {
                 // Each distinct token once per round, however many sessions share it.
                 round.lookups += 1;
@@ -428,13 +575,14 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                     }
                 };
             }
-            match *answer {
-                Answer::Gone => close.push((id, Ending::Revoked)),
-                Answer::Found(m) if !expiry::is_fresh(m, unix_secs, s.max_age_secs) => {
-                    close.push((id, Ending::Expired));
+            let ending = match *answer {
+                Answer::Gone => Ending::Revoked,
+                Answer::Found(m) if !expiry::is_fresh(m, unix_secs, group.max_age_secs) => {
+                    Ending::Expired
                 }
-                Answer::Found(_) | Answer::NotAsked => {}
-            }
+                Answer::Found(_) | Answer::NotAsked => continue,
+            };
+            close.extend(group.sessions.iter().map(|&id| (id, ending)));
         }
         round.close.extend(close);
     }
@@ -495,23 +643,149 @@ mod tests {
         }
     }
 
+    /// Runs rounds as the timer would (at each next due time) up to `until`; returns each
+    /// round's time and result.
+    fn run_until<S: Store>(
+        reg: &mut Registry<u32>,
+        store: &mut S,
+        until: u64,
+    ) -> Vec<(u64, Round)> {
+        let mut rounds = Vec::new();
+        while let Some(now) = reg.next_due_ms().filter(|&due| due <= until) {
+            rounds.push((now, reg.round(now, 0, store)));
+        }
+        rounds
+    }
+
     #[test]
-    fn rounds_fall_on_the_interval_grid() {
-        let d = c"/t";
-        let mut reg = Registry::new();
-        assert_eq!(reg.next_due_ms(), None, "nothing tracked, no round");
-        reg.track(1u32, b"a", rules(d, 1000), 1500);
-        reg.track(2u32, b"b", rules(d, 1000), 1999);
-        reg.track(3u32, b"c", rules(d, 300), 1700);
-        assert_eq!(reg.next_due_ms(), Some(1800));
+    fn the_next_check_is_on_the_tokens_phase_past_the_window() {
+        assert_eq!(window_ms(1000), 25);
+        assert_eq!(window_ms(60_000), 25, "at most 25 ms");
+        assert_eq!(window_ms(300), 7);
+        assert_eq!(window_ms(39), 0);
+        // Phase 250 of a 1 s interval: 250, 1250, 2250, ...
+        assert_eq!(next_check_ms(0, 1000, 250), 250);
+        assert_eq!(next_check_ms(224, 1000, 250), 250);
+        assert_eq!(
+            next_check_ms(225, 1000, 250),
+            1250,
+            "250 is within the window"
+        );
+        assert_eq!(
+            next_check_ms(1000, 1000, 3250),
+            1250,
+            "the seed is taken modulo"
+        );
+        assert_eq!(next_check_ms(5, 1000, 3), 1003);
+        assert_eq!(next_check_ms(0, 0, 7), 1, "an interval is at least 1 ms");
+        assert_eq!(next_check_ms(u64::MAX - 5, 1000, 1), u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn phases_spread_the_tokens_across_the_interval() {
         let mut store = Fake::default();
-        store.dirs.insert(b"/t".to_vec(), Ok(Map::new()));
-        let r = reg.round(1800, 0, &mut store);
-        assert_eq!(r.checked, 1, "only the 300 ms session is due");
-        assert_eq!(reg.next_due_ms(), Some(2000));
-        let r = reg.round(2000, 0, &mut store);
-        assert_eq!(r.checked, 2);
-        assert_eq!(reg.next_due_ms(), Some(2100));
+        let files = (0..1000)
+            .map(|i| (format!("t{i}").into_bytes(), 0))
+            .collect();
+        store.dirs.insert(b"/d".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        // 10,000 sessions over 1,000 tokens, all allowed at the same moment.
+        for i in 0..10_000u32 {
+            reg.track(
+                i,
+                format!("t{}", i % 1000).as_bytes(),
+                rules(c"/d", 1000),
+                0,
+            );
+        }
+        let rounds = run_until(&mut reg, &mut store, 1025);
+        // Every session checked in the first interval (a check up to 25 ms early may take
+        // some a second time near its end)...
+        assert!(reg.groups.iter().flatten().all(|g| g.due_ms > 1025));
+        // ... each token once for all its sessions.
+        for (_, r) in &rounds {
+            assert_eq!(r.checked, 10 * r.lookups);
+        }
+        let most = rounds.iter().map(|(_, r)| r.lookups).max().unwrap();
+        // 1,000 tokens over a 1 s interval with a 25 ms window: about 25 a round, at most
+        // about 40 rounds.
+        assert!(
+            rounds.len() >= 20 && rounds.len() <= 42,
+            "{} rounds",
+            rounds.len()
+        );
+        assert!(most <= 100, "a round looked up {most} tokens");
+        // Rounds come no closer than the window (one timer firing takes all of it).
+        for w in rounds.windows(2) {
+            assert!(w[1].0 > w[0].0 + 25, "{} then {}", w[0].0, w[1].0);
+        }
+    }
+
+    #[test]
+    fn sessions_sharing_a_token_share_every_round() {
+        let mut store = Fake::default();
+        let files = (0..10).map(|i| (format!("t{i}").into_bytes(), 0)).collect();
+        store.dirs.insert(b"/d".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        // Tracked at scattered times, up to two intervals apart.
+        for i in 0..100u32 {
+            let token = format!("t{}", i % 10);
+            reg.track(
+                i,
+                token.as_bytes(),
+                rules(c"/d", 1000),
+                u64::from(i) * 17 % 2000,
+            );
+        }
+        // From then on, each token is looked up once per round it is due in, and once per
+        // interval: its sessions all fall in the same round.
+        for (_, r) in run_until(&mut reg, &mut store, 2025) {
+            assert!(r.close.is_empty());
+        }
+        store.lookups = 0;
+        let rounds = run_until(&mut reg, &mut store, 2025 + 3000);
+        assert_eq!(store.lookups, 30, "10 tokens, 3 intervals");
+        for (_, r) in &rounds {
+            assert_eq!(
+                r.checked,
+                10 * r.lookups,
+                "10 sessions per token, checked together"
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_token_is_closed_within_the_interval_and_the_window() {
+        for interval in [50u64, 300, 1000, 60_000] {
+            for k in 0..40u64 {
+                let mut store = Fake::default();
+                let files = Map::from([(b"t".to_vec(), 0), (b"u".to_vec(), 0)]);
+                store.dirs.insert(b"/d".to_vec(), Ok(files));
+                let mut reg = Registry::new();
+                let tracked_at = k * 7919 % interval;
+                let id = reg
+                    .track(1u32, b"t", rules(c"/d", interval), tracked_at)
+                    .id();
+                reg.track(2u32, b"u", rules(c"/d", interval), k);
+                // Removed at a moment that walks across the interval, after a few rounds.
+                let removed = tracked_at + 3 * interval + k * interval / 40 + 1;
+                for (_, r) in run_until(&mut reg, &mut store, removed - 1) {
+                    assert!(r.close.is_empty());
+                }
+                if let Some(Ok(files)) = store.dirs.get_mut(b"/d".as_slice()) {
+                    files.remove(b"t".as_slice());
+                }
+                let rounds = run_until(&mut reg, &mut store, removed + 2 * interval);
+                let (closed_at, _) = rounds
+                    .iter()
+                    .find(|(_, r)| r.close.contains(&(id, Ending::Revoked)))
+                    .unwrap();
+                assert!(
+                    *closed_at >= removed && *closed_at <= removed + interval + window_ms(interval),
+                    "interval {interval}: removed at {removed}, closed at {closed_at}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -582,6 +856,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_directory_is_reported_once_per_interval() {
+        let mut store = Fake::default();
+        store.dirs.insert(b"/locked".to_vec(), Err(13));
+        let mut reg = Registry::new();
+        for i in 0..200u32 {
+            reg.track(i, format!("t{i}").as_bytes(), rules(c"/locked", 1000), 0);
+        }
+        let rounds = run_until(&mut reg, &mut store, 1025 + 3000);
+        assert!(rounds.len() > 30, "{} rounds", rounds.len());
+        let reported: Vec<u64> = rounds
+            .iter()
+            .filter(|(_, r)| !r.unreadable.is_empty())
+            .map(|(now, _)| *now)
+            .collect();
+        // Four seconds: four or five reports, a second apart.
+        assert!((4..=5).contains(&reported.len()), "{reported:?}");
+        for w in reported.windows(2) {
+            assert!(w[1] - w[0] >= 975 && w[1] - w[0] <= 1025, "{reported:?}");
+        }
+        assert!(rounds.iter().all(|(_, r)| r.close.is_empty()));
+    }
+
+    #[test]
     fn untracked_sessions_are_gone_and_ids_are_not_reused() {
         let mut reg = Registry::new();
         let a = reg.track(7u32, b"t", rules(c"/d", 1000), 0).id();
@@ -615,22 +912,37 @@ mod tests {
             max_age_secs: Some(60),
             interval_ms: 300,
         };
+        let before = reg.due_ms(id).unwrap();
+        assert!(before > 25 && before <= 1025, "{before}");
         assert_eq!(reg.track(1u32, b"t", aged, 100), Tracked::Updated(id));
         assert_eq!(reg.len(), 1, "one session per request");
-        assert_eq!(reg.due_ms(id), Some(300), "on the new interval's grid");
+        // Rescheduled on the new token's phase of the new interval: within 300 ms + 7 ms.
+        let due = reg.due_ms(id).unwrap();
+        assert!(due > 107 && due <= 407, "{due}");
+        assert_eq!(
+            reg.next_due_ms(),
+            Some(due),
+            "the old schedule entry is gone"
+        );
+        let group = reg.sessions[&id].group;
+        let seed = reg.phase_seed(reg.groups[group].as_ref().unwrap().token);
+        assert_eq!(due, next_check_ms(100, 300, seed));
         // Checked against the second location's directory, where the token still is (the
         // first one's is empty): kept, and looked up once.
-        let r = reg.round(300, 30, &mut store);
+        let r = reg.round(due, 30, &mut store);
         assert!(r.close.is_empty(), "{r:?}");
         assert_eq!((r.checked, r.lookups, store.opens), (1, 1, 1));
+        assert_eq!(reg.next_due_ms(), Some(due + 300));
         // ... and with its max_age.
-        let r = reg.round(600, 100, &mut store);
+        let r = reg.round(due + 300, 100, &mut store);
         assert_eq!(r.close, vec![(id, Ending::Expired)]);
         // The first token slot was freed when the session moved: nothing else is left.
         assert!(reg.untrack(id));
         assert!(reg.is_empty());
         assert!(reg.tokens.iter().all(Option::is_none), "{:?}", reg.tokens);
         assert!(reg.token_index.is_empty() && reg.by_handle.is_empty());
+        assert!(reg.schedule.is_empty() && reg.group_index.is_empty());
+        assert!(reg.groups.iter().all(Option::is_none));
         // The request is tracked anew once its session is gone.
         assert!(matches!(
             reg.track(1u32, b"t", rules(c"/first", 1000), 700),
@@ -653,6 +965,16 @@ mod tests {
         assert_eq!(
             reg.track(1u32, b"t", rules(c"/d", 1000), 0),
             Tracked::Updated(b.id())
+        );
+        // Granted again with the same token and rules: still one group, one hold on the slot.
+        assert_eq!(reg.groups.iter().flatten().count(), 1);
+        assert_eq!(
+            reg.tokens
+                .iter()
+                .flatten()
+                .map(|t| t.sessions)
+                .sum::<usize>(),
+            1
         );
         assert!(reg.untrack(b.id()));
         assert!(!reg.untrack(b.id()), "untracked once");
@@ -677,8 +999,9 @@ mod tests {
         reg.untrack(a2);
         // The freed slot is reused for another token; nothing of "a" is left in it.
         let b = reg.track(3u32, b"b", rules(c"/d", 1000), 1000).id();
-        assert_eq!(reg.due_ms(b), Some(2000));
-        let r = reg.round(2000, 0, &mut store);
+        let due = reg.due_ms(b).unwrap();
+        assert!(due > 1025 && due <= 2025, "{due}");
+        let r = reg.round(due, 0, &mut store);
         assert!(r.close.is_empty(), "{r:?}");
         assert_eq!((r.checked, r.lookups), (1, 1));
     }

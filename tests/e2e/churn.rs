@@ -238,7 +238,13 @@ fn client_loop(port: u16, seed: u64, store: &Mutex<Store>, stop: &AtomicBool) ->
             s.lives.get(t).is_some_and(|l| l.removing.is_some())
         };
         let answer = match answer {
-            Answer::Failed(e) if as_websocket && e.starts_with("ws echo") && revoked(&token) => {
+            // A session is tracked from the access phase on: its token removed before the
+            // upstream's 101 came back, the round may close it during the handshake.
+            Answer::Failed(e)
+                if as_websocket
+                    && (e.starts_with("ws echo") || e.starts_with("ws handshake"))
+                    && revoked(&token) =>
+            {
                 tally.closed_on_revoke += 1;
                 Answer::Status(101)
             }
