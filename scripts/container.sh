@@ -278,7 +278,8 @@ CONF
 }
 
 e2e_in_container() {
-    pm run --rm --name "$NAME-e2e" "${CONTAINER[@]}" "$IMAGE:test-$TAG" 2>&1 | tee target/container/e2e.log
+    # SYS_PTRACE: one test counts a worker's timer wake-ups with strace.
+    pm run --rm --name "$NAME-e2e" "${CONTAINER[@]}" --cap-add SYS_PTRACE "$IMAGE:test-$TAG" 2>&1 | tee target/container/e2e.log
     grep -q '^test result: ok' target/container/e2e.log || die "the end-to-end suite failed in the test container"
 }
 

@@ -978,6 +978,11 @@ fn timer_wakeups(pid: i32, dur: Duration) -> usize {
         .output()
         .expect("strace");
     let text = String::from_utf8_lossy(&out.stderr);
+    // A strace that could not attach counts nothing, which would pass for "no timer".
+    assert!(
+        !text.contains("attach: ptrace"),
+        "strace could not attach to the worker (a container needs CAP_SYS_PTRACE): {text}"
+    );
     text.lines()
         .filter(|l| l.starts_with("epoll_") && l.trim_end().ends_with("= 0"))
         .count()
