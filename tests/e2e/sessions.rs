@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -330,7 +331,6 @@ fn old_workers_keep_checking_after_a_reload_and_exit_once_their_sessions_end() {
 /// session it still serves and exits. Returns (memory errors, bytes definitely lost), summed
 /// over every process valgrind followed.
 fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
-    use std::process::{Command, Stdio};
     let mock = MockWcs::start(false).unwrap();
     let prefix = Prefix::new();
     // Larger than any socket buffer: the response stays in progress while the client waits.
@@ -395,15 +395,7 @@ fn memcheck_sessions(n: usize, reload: bool) -> (u64, u64) {
             let (k, v) = cookie("held");
             let mut ws = ws_connect(port, "/wss", &[(k, &v)]).expect("upgrade");
             assert!(echoes(&mut ws, "before the reload"));
-            let out = std::process::Command::new(nginx_bin())
-                .arg("-p")
-                .arg(prefix.path())
-                .arg("-c")
-                .arg(&conf)
-                .args(["-s", "reload"])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
+            prefix.signal("reload");
             sleep(Duration::from_secs(3)); // the new worker starts under valgrind
             assert!(echoes(&mut ws, "after the reload"));
             held = Some(ws);
@@ -768,7 +760,6 @@ fn worker_cpu_of_rounds_with_ten_thousand_sessions() {
 /// and `worker_shutdown_timeout` still ends the others on time.
 #[test]
 fn tracked_sessions_never_delay_quit_or_the_shutdown_timeout() {
-    use std::process::Command;
     let mock = MockWcs::start(false).unwrap();
     for shutdown_timeout in [None, Some(Duration::from_secs(1))] {
         let mut nginx = start(&mock, "200ms", "");
@@ -779,15 +770,7 @@ fn tracked_sessions_never_delay_quit_or_the_shutdown_timeout() {
         nginx.prefix.add_token("t");
         let mut ws = open(&nginx, "t");
         assert!(echoes(&mut ws, "tracked"));
-        let quit = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(nginx.prefix.path())
-            .arg("-c")
-            .arg(nginx.prefix.path().join("conf/nginx.conf"))
-            .args(["-s", "quit"])
-            .status()
-            .unwrap();
-        assert!(quit.success());
+        nginx.prefix.signal("quit");
         let asked = Instant::now();
         let limit = match shutdown_timeout {
             // nginx keeps serving an open WebSocket through a graceful quit...
@@ -884,12 +867,6 @@ fn session_check_is_inherited_and_off_in_an_inner_block_wins() {
 /// even without the module.)
 #[test]
 fn over_http2_revoke_resets_the_stream() {
-    use std::process::Command;
-    let v = Command::new(nginx_bin()).arg("-V").output().unwrap();
-    if !String::from_utf8_lossy(&v.stderr).contains("--with-http_v2_module") {
-        eprintln!("skipped: this nginx has no HTTP/2 module");
-        return;
-    }
     let h2 = free_port();
     let http = format!(
         "server {{
@@ -903,29 +880,7 @@ fn over_http2_revoke_resets_the_stream() {
     }}"
     );
     let nginx = Nginx::start(&http, "");
-    const BIG: u64 = 16 << 20;
-    fs::write(
-        nginx.prefix.path().join("html/big"),
-        vec![b'x'; BIG as usize],
-    )
-    .unwrap();
-    nginx.prefix.add_token("t");
-    let url = format!("http://127.0.0.1:{h2}/checked/big");
-    let curl = Command::new("curl")
-        .args(["-sS", "--http2-prior-knowledge", "--limit-rate", "2M"])
-        .args([
-            "-w",
-            "%{http_code} %{size_download}",
-            "-b",
-            "AUTH=t",
-            "-o",
-            "/dev/null",
-            &url,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("curl");
+    let curl = slow_h2_download(&nginx, h2);
     sleep(Duration::from_millis(1000));
     nginx.prefix.remove_token("t");
     // The client reads buffered data before it sees the reset: time nginx's close instead.
@@ -938,12 +893,10 @@ fn over_http2_revoke_resets_the_stream() {
     let out = curl.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let size: u64 = stdout
-        .split(' ')
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(BIG);
-    assert!(size < BIG, "the stream was cut: {stdout} {stderr}");
+    assert!(
+        downloaded(&stdout) < BIG,
+        "the stream was cut: {stdout} {stderr}"
+    );
     assert!(
         stderr.contains("stream 1 was not closed cleanly"),
         "{stderr}"
@@ -964,9 +917,41 @@ fn over_http2_revoke_resets_the_stream() {
     nginx.assert_no_crash();
 }
 
+/// The size of `html/big`: long enough at 2 MB/s to be cut in the middle.
+const BIG: u64 = 16 << 20;
+
+/// Writes `html/big`, issues token `t`, and starts curl fetching `/checked/big` over h2c at
+/// 2 MB/s with it, reporting `%{http_code} %{size_download}` on stdout.
+fn slow_h2_download(nginx: &Nginx, port: u16) -> std::process::Child {
+    fs::write(
+        nginx.prefix.path().join("html/big"),
+        vec![b'x'; BIG as usize],
+    )
+    .unwrap();
+    nginx.prefix.add_token("t");
+    let url = format!("http://127.0.0.1:{port}/checked/big");
+    Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "--limit-rate", "2M"])
+        .args(["-w", "%{http_code} %{size_download}", "-b", "AUTH=t"])
+        .args(["-o", "/dev/null", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl")
+}
+
+/// The byte count of `slow_h2_download`'s report; the whole file when there is none.
+fn downloaded(report: &str) -> u64 {
+    report
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(BIG)
+}
+
 /// Wake-ups of `pid` from `epoll_wait` timeouts (a timer was due) during `dur`, by strace.
 fn timer_wakeups(pid: i32, dur: Duration) -> usize {
-    let out = std::process::Command::new("timeout")
+    let out = Command::new("timeout")
         .arg(format!("{:.1}", dur.as_secs_f64()))
         .args([
             "strace",
@@ -992,11 +977,7 @@ fn timer_wakeups(pid: i32, dur: Duration) -> usize {
 /// session is open.
 #[test]
 fn a_worker_without_sessions_arms_no_timer() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
+    if Command::new("strace").arg("-V").output().is_err() {
         eprintln!("skipped: no strace");
         return;
     }
@@ -1099,12 +1080,6 @@ fn a_request_granted_again_after_an_internal_redirect_is_one_session_of_the_last
 /// tracked twice would be finalized twice.
 #[test]
 fn over_http2_a_request_granted_twice_is_closed_once() {
-    use std::process::Command;
-    let v = Command::new(nginx_bin()).arg("-V").output().unwrap();
-    if !String::from_utf8_lossy(&v.stderr).contains("--with-http_v2_module") {
-        eprintln!("skipped: this nginx has no HTTP/2 module");
-        return;
-    }
     let h2 = free_port();
     let http = format!(
         "server {{
@@ -1123,32 +1098,12 @@ fn over_http2_a_request_granted_twice_is_closed_once() {
     }}"
     );
     let nginx = Nginx::start(&http, "");
-    const BIG: u64 = 16 << 20;
-    fs::write(
-        nginx.prefix.path().join("html/big"),
-        vec![b'x'; BIG as usize],
-    )
-    .unwrap();
-    nginx.prefix.add_token("t");
-    let url = format!("http://127.0.0.1:{h2}/checked/big");
-    let curl = Command::new("curl")
-        .args(["-sS", "--http2-prior-knowledge", "--limit-rate", "2M"])
-        .args(["-w", "%{http_code} %{size_download}", "-b", "AUTH=t"])
-        .args(["-o", "/dev/null", &url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("curl");
+    let curl = slow_h2_download(&nginx, h2);
     sleep(Duration::from_millis(1000));
     nginx.prefix.remove_token("t");
     let out = curl.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let size: u64 = stdout
-        .split(' ')
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(BIG);
-    assert!(size < BIG, "the stream was cut: {stdout}");
+    assert!(downloaded(&stdout) < BIG, "the stream was cut: {stdout}");
     sleep(Duration::from_millis(700));
     assert_closed_once(&nginx);
 }

@@ -166,6 +166,23 @@ http {{
         self.test_conf_with(&nginx_bin())
     }
 
+    /// Runs `nginx -s SIGNAL` for this prefix's configuration and asserts it was delivered.
+    pub fn signal(&self, signal: &str) {
+        let out = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(self.path())
+            .arg("-c")
+            .arg(self.path().join("conf/nginx.conf"))
+            .args(["-s", signal])
+            .output()
+            .expect("nginx -s");
+        assert!(
+            out.status.success(),
+            "nginx -s {signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `nginx -t` on the current configuration, with the given nginx binary.
     pub fn test_conf_with(&self, nginx: &Path) -> Output {
         Command::new(nginx)
@@ -250,19 +267,7 @@ impl Nginx {
 
     /// Runs `nginx -s reload` and asserts that the signal was delivered.
     pub fn send_reload(&self) {
-        let out = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(self.prefix.path())
-            .arg("-c")
-            .arg(self.prefix.path().join("conf/nginx.conf"))
-            .args(["-s", "reload"])
-            .output()
-            .expect("nginx -s reload");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.prefix.signal("reload");
     }
 
     /// Rewrites the configuration and runs `nginx -s reload`; returns once a new worker runs and every
