@@ -117,14 +117,18 @@ pub fn max_age(value: &[u8]) -> Result<Option<u64>, &'static str> {
     }
 }
 
+/// The longest `wcs_token_auth_session_check`: nginx compares timer keys as signed 32-bit
+/// differences on 32-bit targets, so a later due time would read as already past.
+pub const MAX_SESSION_CHECK_MS: u64 = 24 * 86_400 * 1000;
+
 /// `wcs_token_auth_session_check`: how often open sessions are re-checked, in milliseconds
-/// (`Some`, at least 1 ms), or `off` (`None`).
+/// (`Some`, from 1 ms to [`MAX_SESSION_CHECK_MS`]), or `off` (`None`).
 pub fn session_check(value: &[u8]) -> Result<Option<u64>, &'static str> {
     match value {
         b"off" => Ok(None),
         v => match parse_time_ms(v) {
-            Some(ms) if ms > 0 => Ok(Some(ms)),
-            _ => Err("it must be a time such as 1s or 500ms, or \"off\""),
+            Some(ms) if ms > 0 && ms <= MAX_SESSION_CHECK_MS => Ok(Some(ms)),
+            _ => Err("it must be a time from 1ms to 24d, such as 1s or 500ms, or \"off\""),
         },
     }
 }
@@ -313,7 +317,18 @@ mod tests {
         assert_eq!(session_check(b"1s"), Ok(Some(1000)));
         assert_eq!(session_check(b"250ms"), Ok(Some(250)));
         assert_eq!(session_check(b"2"), Ok(Some(2000)));
-        for bad in [&b""[..], b"0", b"0s", b"on", b"-1s", b"1x"] {
+        assert_eq!(session_check(b"24d"), Ok(Some(MAX_SESSION_CHECK_MS)));
+        for bad in [
+            &b""[..],
+            b"0",
+            b"0s",
+            b"on",
+            b"-1s",
+            b"1x",
+            b"24d1ms",
+            b"1y",
+            b"300000000y",
+        ] {
             assert!(session_check(bad).is_err(), "{}", bad.escape_ascii());
         }
     }
