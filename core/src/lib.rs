@@ -13,5 +13,6 @@ pub mod expiry;
 pub mod header_name;
 pub mod origin;
 pub mod session;
+pub mod signed;
 pub mod store;
 pub mod token;
