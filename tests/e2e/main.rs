@@ -15,6 +15,7 @@ mod http2;
 mod memory;
 mod origin;
 mod sessions;
+mod signed_sessions;
 mod shared_token_store;
 mod signed_directives;
 mod subrequests;
