@@ -427,10 +427,11 @@ pub fn is_signed_shape(value: &[u8]) -> bool {
     let Some((header, _, _)) = segments(value) else {
         return false;
     };
-    match URL_SAFE_NO_PAD.decode(header) {
-        Ok(json) => serde_json::from_slice::<AnyObject>(&json).is_ok(),
-        Err(_) => false,
-    }
+    // JSON text is UTF-8 (RFC 8259), which serde_json does not check in what it skips.
+    let Ok(json) = URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    std::str::from_utf8(&json).is_ok_and(|json| serde_json::from_str::<AnyObject>(json).is_ok())
 }
 
 /// Verifies `token`'s signature and claims at `unix_secs`; revocation is [`is_revoked`]'s.

@@ -342,6 +342,7 @@ fn shape() {
         format!("{}.a.b", b64(b"\"x\"")),
         format!("{}.a.b", b64(b"{")),
         format!("{}.a.b", b64(b"{} x")),
+        format!("{}.a.b", b64(b"{\"a\":\"\xe8\"}")),
         "e.a.b".into(),
         "abcdef-token.with.dots".into(),
     ] {
@@ -627,6 +628,22 @@ fn a_header_is_a_json_object_with_distinct_members() {
         let t = raw_hs(header, &c, SECRET);
         assert_eq!(check(&r, &t, NOW), Err(SignedError::Malformed), "{header}");
     }
+    // JSON is UTF-8, in strings too.
+    let message = format!(
+        "{}.{}",
+        b64(b"{\"alg\":\"HS256\",\"kid\":\"h\",\"x\":\"\xe8\"}"),
+        b64(c.as_bytes())
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_eq!(
+        check(&r, &format!("{message}.{sig}"), NOW),
+        Err(SignedError::Malformed)
+    );
     // Whitespace around the object is JSON.
     let spaced = raw_hs(" {\"alg\":\"HS256\",\"kid\":\"h\"} ", &c, SECRET);
     assert!(check(&r, &spaced, NOW).is_ok());
