@@ -120,6 +120,9 @@ fn never_accepted(sets: &Sets, token: &[u8]) {
 }
 
 fn whole(v: &Value, round_up: bool) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return Some(i);
+    }
     let f = v.as_f64()?;
     Some(if round_up { f.ceil() } else { f.floor() } as i64)
 }

@@ -800,6 +800,9 @@ fn expired_from_exp_plus_leeway_on() {
         claims_at(&r, json!({"exp": -1}), NOW),
         Err(SignedError::Expired)
     );
+    // Integers are exact, also beyond f64's 53 bits.
+    let big = claims_at(&r, json!({"exp": 9_007_199_254_740_993i64}), NOW).unwrap();
+    assert_eq!(big.expires_at, 9_007_199_254_740_993);
     // Beyond i64 seconds is the end of time, not an overflow.
     let far = claims_at(&r, json!({"exp": 1e300}), NOW).unwrap();
     assert_eq!(far.expires_at, i64::MAX);
