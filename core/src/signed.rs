@@ -227,17 +227,15 @@ fn parse_key(raw: &RawValue, index: usize) -> Result<Key, String> {
             expect_alg(&alg, "RS256", "an RSA").map_err(fail)?;
             let n = bytes("n").map_err(fail)?;
             let e = bytes("e").map_err(fail)?;
-            let bits = significant_bits(&n);
+            let n_int = rsa::BigUint::from_bytes_be(&n);
+            let bits = n_int.bits();
             if bits < 2048 {
                 return Err(fail(format!(
                     "an RSA key must have at least 2048 bits, this one has {bits}"
                 )));
             }
-            rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
-            )
-            .map_err(|e| fail(format!("not a usable RSA public key: {e}")))?;
+            rsa::RsaPublicKey::new(n_int, rsa::BigUint::from_bytes_be(&e))
+                .map_err(|e| fail(format!("not a usable RSA public key: {e}")))?;
             (
                 Algorithm::RS256,
                 "RS256",
@@ -281,20 +279,10 @@ fn expect_alg(alg: &Option<String>, want: &str, what: &str) -> Result<(), String
     }
 }
 
-fn significant_bits(be: &[u8]) -> usize {
-    let rest = match be.iter().position(|&b| b != 0) {
-        Some(i) => be.get(i..).unwrap_or_default(),
-        None => return 0,
-    };
-    match rest.first() {
-        Some(&top) => rest.len() * 8 - top.leading_zeros() as usize,
-        None => 0,
-    }
-}
-
 /// A JSON object's members, each value left as its JSON text; a member named twice is an
 /// error (RFC 7515 section 4: a JOSE header with duplicate names is refused, and one reader
-/// must not see another value than the signer meant).
+/// must not see another value than the signer meant). Own visitor: serde_json silently keeps
+/// the last of two members with one name and has no option to refuse them.
 struct Members<'a>(Vec<(String, &'a RawValue)>);
 
 impl<'a> Members<'a> {
@@ -410,7 +398,8 @@ fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// The three segments of a compact JWS, each non-empty and of the base64url alphabet.
+/// The three segments of a compact JWS, each non-empty and of the base64url alphabet. Own
+/// code: two splits and an alphabet test, cheaper than a decode (which stays the crate's).
 fn segments(value: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let mut parts = value.split(|&b| b == b'.');
     let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);

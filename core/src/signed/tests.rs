@@ -277,6 +277,12 @@ fn refuses_weak_or_broken_asymmetric_keys() {
         set(&[jwk]),
         "key \"s\": an RSA key must have at least 2048 bits, this one has 1024",
     );
+    // The verifier would refuse these on every request: nginx -t refuses them instead.
+    let huge = json!({"kty": "RSA", "kid": "big", "n": b64(&[0xC5; 520]), "e": "AQAB"});
+    refused(set(&[huge]), "key \"big\": not a usable RSA public key");
+    let mut e1 = keys().rsa_jwk.clone();
+    e1["e"] = json!("AQ");
+    refused(set(&[e1]), "not a usable RSA public key");
     let mut ec = keys().ec_jwk.clone();
     ec["y"] = ec["x"].clone();
     refused(set(&[ec]), "not a valid P-256 public key");
