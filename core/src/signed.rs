@@ -42,6 +42,14 @@ struct Key {
     key: DecodingKey,
 }
 
+impl Key {
+    /// Does a header's `alg` name this key's algorithm? `Ed25519` is EdDSA's fully-specified
+    /// name (RFC 9864), which newer libraries write.
+    fn is_named_by(&self, alg: &str) -> bool {
+        alg == self.alg_name || (self.alg == Algorithm::EdDSA && alg == "Ed25519")
+    }
+}
+
 /// A public JWK Set, checked when the configuration is loaded.
 pub struct KeySet {
     keys: Vec<Key>,
@@ -188,7 +196,7 @@ fn parse_key(raw: &RawValue, index: usize) -> Result<Key, String> {
         }
         "OKP" => {
             expect_curve(&text("crv").map_err(fail)?, "Ed25519", "OKP").map_err(fail)?;
-            expect_alg(&alg, "EdDSA", "an Ed25519").map_err(fail)?;
+            expect_alg(&alg, &["EdDSA", "Ed25519"], "an Ed25519").map_err(fail)?;
             let x = bytes("x").map_err(fail)?;
             let x: [u8; 32] = x
                 .try_into()
@@ -204,7 +212,7 @@ fn parse_key(raw: &RawValue, index: usize) -> Result<Key, String> {
         }
         "EC" => {
             expect_curve(&text("crv").map_err(fail)?, "P-256", "EC").map_err(fail)?;
-            expect_alg(&alg, "ES256", "a P-256").map_err(fail)?;
+            expect_alg(&alg, &["ES256"], "a P-256").map_err(fail)?;
             let x = bytes("x").map_err(fail)?;
             let y = bytes("y").map_err(fail)?;
             if x.len() != 32 || y.len() != 32 {
@@ -224,7 +232,7 @@ fn parse_key(raw: &RawValue, index: usize) -> Result<Key, String> {
             (Algorithm::ES256, "ES256", key)
         }
         "RSA" => {
-            expect_alg(&alg, "RS256", "an RSA").map_err(fail)?;
+            expect_alg(&alg, &["RS256"], "an RSA").map_err(fail)?;
             let n = bytes("n").map_err(fail)?;
             let e = bytes("e").map_err(fail)?;
             let n_int = rsa::BigUint::from_bytes_be(&n);
@@ -268,13 +276,14 @@ fn expect_curve(crv: &Option<String>, want: &str, kty: &str) -> Result<(), Strin
     }
 }
 
-fn expect_alg(alg: &Option<String>, want: &str, what: &str) -> Result<(), String> {
+fn expect_alg(alg: &Option<String>, names: &[&str], what: &str) -> Result<(), String> {
     match alg.as_deref() {
         None => Ok(()),
-        Some(a) if a == want => Ok(()),
+        Some(a) if names.contains(&a) => Ok(()),
         Some(a) => Err(format!(
-            "\"alg\" \"{}\" does not match {what} key, whose algorithm is {want}",
-            a.escape_debug()
+            "\"alg\" \"{}\" does not match {what} key, whose algorithm is {}",
+            a.escape_debug(),
+            names.first().copied().unwrap_or_default()
         )),
     }
 }
@@ -454,7 +463,7 @@ pub fn verify(rules: &SignedRules, token: &[u8], unix_secs: i64) -> Result<Claim
         .select(header.get("kid"))
         .ok_or(SignedError::BadSignature)?;
     // `none`, and any algorithm but the key's, never reach a verifier.
-    if alg != key.alg_name {
+    if !key.is_named_by(&alg) {
         return Err(SignedError::BadSignature);
     }
     let signature = std::str::from_utf8(s64).map_err(|_| SignedError::Malformed)?;

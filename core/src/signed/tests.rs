@@ -179,7 +179,9 @@ fn asymmetric_alg_may_be_given_when_it_is_the_keys() {
     let mut ed = k.ed_jwk.clone();
     ed["alg"] = json!("EdDSA");
     ed["use"] = json!("sig");
-    assert!(parse(&set(&[ec, ed])).is_ok());
+    assert!(parse(&set(&[ec, ed.clone()])).is_ok());
+    ed["alg"] = json!("Ed25519");
+    assert!(parse(&set(&[ed])).is_ok());
 }
 
 fn refused(v: Value, want: &str) {
@@ -424,6 +426,22 @@ fn accepts_tokens_minted_by_jsonwebtoken_for_each_algorithm() {
         .unwrap();
         assert_eq!(check(&r, &t, NOW), Err(SignedError::BadSignature));
     }
+}
+
+#[test]
+fn eddsa_is_also_named_ed25519() {
+    // RFC 9864's fully-specified name for the same algorithm on the same key type.
+    let r = all_rules();
+    let t = mint(Algorithm::EdDSA, Some("d"), &exp());
+    let (_, rest) = t.split_once('.').unwrap();
+    let header = b64(br#"{"alg":"Ed25519","kid":"d"}"#);
+    let message = format!("{header}.{}", rest.rsplit_once('.').unwrap().0);
+    let key = EncodingKey::from_ed_der(&keys().ed_private);
+    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    assert!(check(&r, &format!("{message}.{sig}"), NOW).is_ok());
+    // Never for another key type.
+    let hs = raw_hs(r#"{"alg":"Ed25519","kid":"h"}"#, &exp().to_string(), SECRET);
+    assert_eq!(check(&r, &hs, NOW), Err(SignedError::BadSignature));
 }
 
 #[test]
