@@ -384,7 +384,8 @@ pub enum SignedError {
     BadSignature,
     /// `exp` missing or not a number, `nbf`/`iat` in the future beyond leeway, `iss`/`aud`
     /// mismatch, a `crit` header, a payload that is not a JSON object, or a `jti`/`sub` too
-    /// long to name a revocation file while a revocation directory is configured.
+    /// long (or not a string) to name a revocation file while a revocation directory is
+    /// configured.
     BadClaims,
     /// The time has reached `exp` + leeway.
     Expired,
@@ -556,24 +557,25 @@ fn check_claims(
             return Err(SignedError::BadClaims);
         }
     }
-    // RFC 7519 makes `jti` and `sub` strings; another type could not name a revocation file.
-    let jti = text("jti")?;
-    let sub = text("sub")?;
-    let name = |prefix: &str, value: Option<String>| -> Result<Option<String>, SignedError> {
-        match value {
-            None => Ok(None),
-            Some(v) => match revocation_name(prefix, &v) {
-                Some(n) => Ok(Some(n)),
-                None if rules.revoked.is_some() => Err(SignedError::BadClaims),
-                None => Ok(None),
-            },
+    // A revocation file names a string `jti`/`sub`. One that cannot be named (too long, or
+    // not a string) could never be revoked: refused while a revocation directory is set.
+    let name = |prefix: &str| -> Result<Option<String>, SignedError> {
+        let named = match payload.get(prefix) {
+            None => return Ok(None),
+            Some(v) => serde_json::from_str::<String>(v.get())
+                .ok()
+                .and_then(|v| revocation_name(prefix, &v)),
+        };
+        match named {
+            None if rules.revoked.is_some() => Err(SignedError::BadClaims),
+            named => Ok(named),
         }
     };
     Ok(Claims {
         expires_at,
         iat: iat.map(|iat| iat.floor),
-        jti_file: name("jti", jti)?,
-        sub_file: name("sub", sub)?,
+        jti_file: name("jti")?,
+        sub_file: name("sub")?,
     })
 }
 

@@ -180,13 +180,10 @@ fn accepted_is_valid(r: &SignedRules, strict: bool, header: &[u8], payload: &[u8
         match p.get(name) {
             None => assert!(file.is_none()),
             Some(v) => {
-                let v = v.as_str().expect("jti and sub are strings");
-                assert_eq!(file, &signed::revocation_name(name, v));
+                let named = v.as_str().and_then(|v| signed::revocation_name(name, v));
+                assert_eq!(file, &named);
                 if strict {
-                    assert!(
-                        file.is_some(),
-                        "a name too long with a revocation directory"
-                    );
+                    assert!(file.is_some(), "no name with a revocation directory");
                 }
             }
         }

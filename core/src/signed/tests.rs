@@ -956,12 +956,22 @@ fn revocation_names_in_claims() {
     let long_sub = json!({"exp": NOW + 60, "sub": "x".repeat(252)});
     assert_eq!(claims_at(&r, long_sub, NOW), Err(SignedError::BadClaims));
     assert!(claims_at(&r, c, NOW).is_ok());
-    // jti and sub are strings (RFC 7519); a number could not be revoked by name.
+    // A jti or sub that is not a string could not be revoked by name either.
     for c in [
         json!({"exp": NOW + 60, "sub": 1}),
         json!({"exp": NOW + 60, "jti": 1}),
+        json!({"exp": NOW + 60, "sub": null}),
+        json!({"exp": NOW + 60, "jti": ["a"]}),
     ] {
-        assert_eq!(claims_at(&r, c, NOW), Err(SignedError::BadClaims));
+        assert_eq!(
+            claims_at(&r, c.clone(), NOW),
+            Err(SignedError::BadClaims),
+            "{c}"
+        );
+        let mut without = r.clone();
+        without.revoked = None;
+        let got = claims_at(&without, c.clone(), NOW).unwrap();
+        assert_eq!((got.jti_file, got.sub_file), (None, None), "{c}");
     }
 }
 
