@@ -268,7 +268,9 @@ struct TokenSlot {
 impl TokenSlot {
     /// When a group of this token under `interval_ms` is next checked: on the token's phase,
     /// or at the signed token's `exp` if that comes first, so that the session ends then and
-    /// not up to an interval later.
+    /// not up to an interval later (a timer firing of its own, once in the token's life). The
+    /// phase stays as well: it is when revocations are seen, and it bounds the close if the
+    /// wall clock steps past `exp` ahead of the monotonic one.
     fn next_check_ms(&self, now: Now, interval_ms: u64) -> u64 {
         let on_phase = next_check_ms(now.ms, interval_ms, self.phase_seed);
         match self.subject.expires_at().and_then(|exp| now.when(exp)) {
