@@ -522,4 +522,208 @@ mod tests {
         assert_eq!(p(&["--help"]).unwrap().command, Command::Help);
         assert_eq!(p(&["issue", "-h"]).unwrap().command, Command::Help);
     }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn jwks_commands() {
+        let c = p(&[
+            "jwks",
+            "new",
+            "--alg",
+            "ES256",
+            "--kid",
+            "2026-12",
+            "--private",
+            "priv.json",
+            "--public=pub.json",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.command,
+            Command::JwksNew(KeyPair {
+                alg: Algorithm::ES256,
+                kid: "2026-12".into(),
+                private: "priv.json".into(),
+                public: "pub.json".into(),
+            })
+        );
+        let c = p(&[
+            "jwks",
+            "remove",
+            "--kid",
+            "a",
+            "--private",
+            "x",
+            "--public",
+            "y",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.command,
+            Command::JwksRemove {
+                kid: "a".into(),
+                private: "x".into(),
+                public: "y".into()
+            }
+        );
+        assert!(p(&[
+            "jwks",
+            "add",
+            "--alg",
+            "HS256",
+            "--kid",
+            "a",
+            "--private",
+            "x"
+        ])
+        .unwrap_err()
+        .contains("--public"));
+        assert!(p(&["jwks", "new", "--alg", "none", "--kid", "a"])
+            .unwrap_err()
+            .contains("unsupported algorithm \"none\""));
+        assert!(p(&[
+            "jwks",
+            "remove",
+            "--alg",
+            "HS256",
+            "--kid",
+            "a",
+            "--private",
+            "x",
+            "--public",
+            "y"
+        ])
+        .unwrap_err()
+        .contains("--alg does not apply"));
+        assert!(p(&["jwks"]).is_err());
+        assert!(p(&["jwks", "rotate"])
+            .unwrap_err()
+            .contains("unknown jwks command"));
+    }
+
+    #[test]
+    fn sign_options() {
+        let c = parse(os(&[
+            "sign",
+            "--private",
+            "k.json",
+            "--sub",
+            "alice",
+            "--ttl",
+            "1h",
+            "--aud",
+            "a",
+            "--aud",
+            "b",
+            "--iss",
+            "me",
+            "--jti",
+            "auto",
+            "--claim",
+            "room=r1",
+            "--claim",
+            "n:=3",
+            "--claim",
+            "s:=\"q\"",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.command,
+            Command::Sign(SignOptions {
+                private: "k.json".into(),
+                kid: None,
+                sub: "alice".into(),
+                ttl_secs: 3600,
+                audiences: vec!["a".into(), "b".into()],
+                issuer: Some("me".into()),
+                jti: Some(Jti::Auto),
+                claims: vec![
+                    ("room".into(), Value::from("r1")),
+                    ("n".into(), Value::from(3)),
+                    ("s".into(), Value::from("q")),
+                ],
+            })
+        );
+        let base = ["sign", "--private", "k", "--sub", "s", "--ttl", "60"];
+        let with = |extra: &[&str]| p(&[&base[..], extra].concat());
+        assert!(with(&[]).is_ok());
+        assert!(with(&["--claim", "exp:=1"])
+            .unwrap_err()
+            .contains("cannot set \"exp\""));
+        assert!(with(&["--claim", "sub=x"]).is_err());
+        assert!(with(&["--claim", "novalue"]).is_err());
+        assert!(with(&["--claim", "=v"]).is_err());
+        assert!(with(&["--claim", "j:={"]).is_err());
+        assert!(with(&["--claim", "a=1", "--claim", "a=2"])
+            .unwrap_err()
+            .contains("twice"));
+        assert!(with(&["--sub", "t"])
+            .unwrap_err()
+            .contains("--sub given twice"));
+        assert!(with(&["--max-age", "1h"]).is_err());
+        assert!(p(&["sign", "--private", "k", "--sub", "s"])
+            .unwrap_err()
+            .contains("--ttl"));
+        assert!(p(&["sign", "--private", "k", "--sub", "s", "--ttl", "0s"]).is_err());
+        assert!(p(&["sign", "--private", "k", "--sub", "", "--ttl", "1"]).is_err());
+    }
+
+    #[test]
+    fn signed_revoke_and_check_are_told_apart_by_their_options() {
+        assert_eq!(
+            p(&["revoke", "--revoked", "/r", "--sub", "alice"])
+                .unwrap()
+                .command,
+            Command::RevokeSigned {
+                revoked: "/r".into(),
+                what: Revocation::Sub("alice".into())
+            }
+        );
+        assert!(p(&["revoke", "--revoked", "/r"]).is_err());
+        assert!(p(&["revoke", "--revoked", "/r", "--sub", "a", "--jti", "b"]).is_err());
+        assert!(p(&["revoke", "--revoked", "/r", "--jti", "b", "TOKEN"]).is_err());
+        assert_eq!(
+            p(&["revoke", "tok"]).unwrap().command,
+            Command::Revoke {
+                token: b"tok".to_vec()
+            }
+        );
+        assert_eq!(
+            p(&[
+                "check",
+                "--jwks",
+                "pub.json",
+                "--issuer",
+                "i",
+                "--audience",
+                "a",
+                "--leeway",
+                "30s",
+                "--revoked",
+                "/r",
+                "--",
+                "-tok",
+            ])
+            .unwrap()
+            .command,
+            Command::CheckSigned {
+                options: CheckOptions {
+                    jwks: "pub.json".into(),
+                    issuer: Some("i".into()),
+                    audience: Some("a".into()),
+                    leeway_secs: 30,
+                    revoked: Some("/r".into()),
+                },
+                token: b"-tok".to_vec(),
+            }
+        );
+        assert!(p(&["check", "--jwks", "j", "--leeway", "0", "t"]).is_ok());
+        assert!(p(&["check", "--jwks", "j", "--max-age", "1h", "t"]).is_err());
+        assert!(p(&["check", "--issuer", "i", "t"])
+            .unwrap_err()
+            .contains("does not apply"));
+    }
 }
