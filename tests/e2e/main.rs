@@ -19,4 +19,5 @@ mod shared_token_store;
 mod subrequests;
 mod token_auth;
 mod token_cli;
+mod token_cli_signed;
 mod version_mismatch;
