@@ -207,7 +207,17 @@ fn check_agrees_with_the_module() {
         &signed_location(&mock.url(), &extra),
     );
     let good = sign(&private, &["--iss", "backend"]);
-    let short = sign(&private, &["--iss", "backend", "--ttl", "1s"]);
+    let short = ok(&[
+        "sign",
+        "--private",
+        s(&private),
+        "--sub",
+        "alice",
+        "--ttl",
+        "1s",
+        "--iss",
+        "backend",
+    ]);
     let forged = sign(&other.private, &["--iss", "backend"]);
     let wrong_iss = sign(&private, &["--iss", "elsewhere"]);
     let revoked_one = sign(&private, &["--iss", "backend", "--jti", "gone"]);
