@@ -269,3 +269,34 @@ fn check_agrees_with_the_module() {
     }
     nginx.assert_no_crash();
 }
+
+#[test]
+fn rotation_with_jwks_add_and_remove_takes_effect_on_reload() {
+    let k = keys("ES256");
+    let (private, public) = (k.private.clone(), k.public.clone());
+    let jwks = |args: &[&str]| {
+        let mut all = vec!["jwks"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--private", s(&private), "--public", s(&public)]);
+        ok(&all)
+    };
+    let mock = MockWcs::start(false).unwrap();
+    let http = "wcs_token_auth_cache_ttl 0;";
+    let server = signed_location(&mock.url(), "");
+    let mut nginx = Nginx::start_in(k.prefix, http, &server);
+    let mut n = 0;
+    let old = sign(&private, &[]);
+    jwks(&["add", "--alg", "EdDSA", "--kid", "k2"]);
+    let new = sign(&private, &["--kid", "k2"]);
+    // Until the reload, nginx knows only the old key.
+    assert_eq!(nginx_verdict(&nginx, &new, &mut n), "bad_signature");
+    nginx.reload(http, &server);
+    assert_eq!(nginx_verdict(&nginx, &old, &mut n), "allowed");
+    assert_eq!(nginx_verdict(&nginx, &new, &mut n), "allowed");
+    jwks(&["remove", "--kid", "k1"]);
+    nginx.reload(http, &server);
+    assert_eq!(nginx_verdict(&nginx, &old, &mut n), "bad_signature");
+    assert_eq!(nginx_verdict(&nginx, &new, &mut n), "allowed");
+    assert!(!nginx.prefix.error_log().contains("[emerg]"));
+    nginx.assert_no_crash();
+}
