@@ -705,4 +705,21 @@ mod tests {
         );
         assert!(choose(&set, Some("c"), p).is_err());
     }
+
+    #[test]
+    fn a_linked_set_is_replaced_where_it_lives() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let (private, public) = (real.join("private.json"), real.join("public.json"));
+        create(Algorithm::EdDSA, "a", &private, &public).unwrap();
+        let link = d.path().join("nginx-keys.json");
+        std::os::unix::fs::symlink(&public, &link).unwrap();
+        add(Algorithm::EdDSA, "b", &private, &link).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(read(&public).unwrap().keys.len(), 2);
+    }
 }
