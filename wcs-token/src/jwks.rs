@@ -488,11 +488,11 @@ fn write(path: &Path, set: &JwkSet, mode: u32, old: Option<&fs::Metadata>) -> Re
         random.get(..12).unwrap_or(&random)
     ));
     let result = (|| {
+        // O_CREAT|O_EXCL: never through a symbolic link, never someone else's file.
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&temp)?;
         // The umask may have narrowed the mode: set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))?;
