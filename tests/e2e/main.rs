@@ -21,4 +21,5 @@ mod signed_sessions;
 mod subrequests;
 mod token_auth;
 mod token_cli;
+mod token_cli_signed;
 mod version_mismatch;

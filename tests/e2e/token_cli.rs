@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn cli_bin() -> PathBuf {
+pub(crate) fn cli_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WCS_TOKEN") {
         return p.into();
     }

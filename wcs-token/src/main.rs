@@ -1,11 +1,14 @@
 //! `wcs-token`: issue, revoke, list, prune and check the token files that nginx's
-//! `wcs_token_auth` module looks up. Exit status: 0 success (`check`: valid), 1 `check`:
-//! invalid or `revoke`: no such token, 2 usage error or an unusable directory.
+//! `wcs_token_auth` module looks up; create and rotate JWK Sets, sign, revoke and check signed
+//! tokens. Exit status: 0 success (`check`: valid or allowed), 1 `check`: refused or
+//! `revoke`: no such token, 2 usage error or an unusable directory or key set.
 #![forbid(unsafe_code)]
 
 mod args;
 mod duration;
+mod jwks;
 mod owner;
+mod signed;
 mod tokens;
 
 use std::process::ExitCode;
@@ -95,6 +98,35 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                     Ok(0)
                 }
             }
+        }
+        Command::JwksNew(k) => {
+            jwks::create(k.alg, &k.kid, &k.private, &k.public)?;
+            Ok(0)
+        }
+        Command::JwksAdd(k) => {
+            jwks::add(k.alg, &k.kid, &k.private, &k.public)?;
+            Ok(0)
+        }
+        Command::JwksRemove {
+            kid,
+            private,
+            public,
+        } => {
+            jwks::remove(kid, private, public)?;
+            Ok(0)
+        }
+        Command::Sign(options) => {
+            println!("{}", signed::sign(options, now())?);
+            Ok(0)
+        }
+        Command::RevokeSigned { revoked, what } => {
+            println!("{}", signed::revoke(revoked, what)?.display());
+            Ok(0)
+        }
+        Command::CheckSigned { options, token } => {
+            let status = signed::check(options, token, now())?;
+            println!("{status}");
+            Ok(if status == "allowed" { 0 } else { INVALID })
         }
         Command::List { max_age, json } => {
             let dir = TokenDir::open_for_listing(&cli.dir)?;

@@ -179,27 +179,11 @@ fn sort_key(e: &Entry) -> &[u8] {
     }
 }
 
-/// 256 bits from the kernel's CSPRNG (getrandom(2), blocking until it is seeded), as 43
-/// characters of base64url.
+/// 256 bits from the kernel's CSPRNG, as 43 characters of base64url.
 pub fn random_token() -> Result<String, Failure> {
     loop {
         let mut bytes = [0u8; 32];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            match rustix::rand::getrandom(
-                &mut bytes[filled..],
-                rustix::rand::GetRandomFlags::empty(),
-            ) {
-                Ok(n) => filled += n,
-                Err(Errno::INTR) => continue,
-                Err(e) => {
-                    return Err(Failure(format!(
-                        "cannot read random bytes: {}",
-                        io::Error::from(e)
-                    )))
-                }
-            }
-        }
+        random_bytes(&mut bytes)?;
         let token = URL_SAFE_NO_PAD.encode(bytes);
         // A leading '-' would read as an option in `wcs-token revoke TOKEN` and in most
         // shell tools; redrawing costs 0.02 bits of the 256.
@@ -207,6 +191,24 @@ pub fn random_token() -> Result<String, Failure> {
             return Ok(token);
         }
     }
+}
+
+/// Fills `bytes` from the kernel's CSPRNG (getrandom(2), blocking until it is seeded).
+pub fn random_bytes(bytes: &mut [u8]) -> Result<(), Failure> {
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => continue,
+            Err(e) => {
+                return Err(Failure(format!(
+                    "cannot read random bytes: {}",
+                    io::Error::from(e)
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn c_path(path: &Path) -> Result<CString, Failure> {
