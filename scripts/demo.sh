@@ -89,7 +89,9 @@ prepare_dir() {
         rm -rf "$LINK" # the old link, or a directory left by an older demo.sh
         ln -s "$DEMO" "$LINK"
     fi
-    mkdir -p "$DEMO"/{conf,logs,tokens,html,tmp}
+    mkdir -p "$DEMO"/{conf,logs,tokens,revoked,html,tmp}
+    # A revocation left by an earlier run would refuse this run's signed token.
+    rm -f "$DEMO"/revoked/*
     # The article's client page (copied: nginx's workers must be able to read it).
     cp demo/www/* "$DEMO/html/"
     : >"$DEMO/logs/error.log"
@@ -98,7 +100,7 @@ prepare_dir() {
         chgrp -R "$WORKER_GROUP" "$DEMO"
         chmod -R u+rwX,g+rX,g-w,o-rwx "$DEMO"
         # The workers only look token files up by name: they may search the directory, not list it.
-        chmod g-r "$DEMO/tokens"
+        chmod g-r "$DEMO/tokens" "$DEMO/revoked"
     else
         chmod -R u+rwX,go-rwx "$DEMO" # the workers run as this user
     fi
@@ -200,8 +202,10 @@ http {
         listen $LISTEN:$PORT;
         location / { root "$DEMO/html"; }
         location /wss {
-            wcs_token_auth "$DEMO/tokens";
+            wcs_token_auth "$DEMO/tokens" "jwks=$DEMO/conf/keys.json";
+            wcs_token_auth_revoked "$DEMO/revoked";
             wcs_token_auth_session_check 1s;
+            proxy_set_header X-WCS-User \$wcs_token_auth_claim_sub;
             proxy_pass https://127.0.0.1:$WCS_PORT;
             proxy_http_version 1.1;
             proxy_set_header Upgrade \$http_upgrade;
@@ -216,12 +220,18 @@ http {
     }
 }
 CONF
+    # The key pair of the signed tokens: the backend's private set, nginx's public one.
+    rm -f "$DEMO/keys.private.json" "$DEMO/conf/keys.json"
+    "$CLI" jwks new --alg EdDSA --kid demo --private "$DEMO/keys.private.json" \
+        --public "$DEMO/conf/keys.json" >/dev/null || fail "wcs-token could not make a key set"
     mark_log
     "$NGINX" -p "$DEMO" -e "$DEMO/logs/error.log" -c "$DEMO/conf/nginx.conf" || fail "nginx did not start"
     wait_port "$PORT"
     wait_port "$OTHER_PORT"
 
     TOKEN=$("$CLI" --dir "$DEMO/tokens" issue) || fail "wcs-token could not issue a token in $DEMO/tokens"
+    JWT=$("$CLI" sign --private "$DEMO/keys.private.json" --sub demo-user --ttl 1h --jti auto) ||
+        fail "wcs-token could not sign a token"
     self_check
 
     local files="$DEMO"
@@ -231,6 +241,9 @@ CONF
 Mock WCS:  wss://127.0.0.1:$WCS_PORT (self-signed; reports the headers it gets)
 nginx:     http://127.0.0.1:$PORT/wss, token directory $DEMO/tokens
 Token:     $TOKEN   ($CLI --dir $DEMO/tokens issue)
+Signed:    $JWT
+           ($CLI sign --private $DEMO/keys.private.json --sub demo-user --ttl 1h --jti auto;
+           nginx verifies it with the public key set $DEMO/conf/keys.json)
 
 In a browser (the article's client page; Connect shows the echo from the mock WCS):
   http://127.0.0.1:$PORT/#token=$TOKEN
@@ -245,6 +258,10 @@ Without it, with the article's traversal cookie, from another origin (each refus
   $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --origin https://evil.example
 What WCS is told about the client (exactly one X-Client-IP, even if you send your own):
   $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$TOKEN --header "X-Client-IP: 6.6.6.6" --message __headers__
+A signed token works the same way; WCS is told its subject (X-WCS-User: demo-user):
+  $PROBE ws://127.0.0.1:$PORT/wss --cookie AUTH=$JWT --message __headers__
+Revoke every token of that subject issued so far (refused within 1 s, open sessions closed):
+  $CLI revoke --revoked $DEMO/revoked --sub demo-user
 Watch an open WebSocket close when its token is revoked (wcs_token_auth_session_check 1s):
 hold one open, revoke the token from another terminal; it closes within about a second
 (the page too: Connect, revoke, and its status turns to "disconnected"):
@@ -282,6 +299,14 @@ check() {
     [[ "$headers" == *"X-Client-IP: 127.0.0.1"* ]] || die "WCS was not told the client address: $headers"
     [[ "$headers" != *"6.6.6.6"* ]] || die "the client's own X-Client-IP reached WCS: $headers"
     "$CLI" --dir "$DEMO/tokens" check "$TOKEN" >/dev/null || die "wcs-token check refuses the issued token"
+    # A signed token: verified with the public key set, its subject told to WCS.
+    headers=$("$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$JWT" --message __headers__)
+    echo "  WCS saw, for the signed token: $headers"
+    [[ "$headers" == *"X-WCS-User: demo-user"* ]] || die "WCS was not told the signed token's subject: $headers"
+    local sig=${JWT##*.} other=A
+    [ "${sig:0:1}" != A ] || other=B
+    expect REFUSED --cookie "AUTH=${JWT%.*}.$other${sig:1}"
+    grep -q 'wcs_auth=bad_signature' "$DEMO/logs/access.log" || die "no bad_signature line for a forged token"
     # An open WebSocket of the token, closed by nginx when the token is revoked.
     local held="$DEMO/logs/held.out" pid
     "$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$TOKEN" --hold 5 >"$held" &
@@ -297,6 +322,17 @@ check() {
     expect REFUSED --cookie "AUTH=$TOKEN"
     grep -q 'wcs_auth=allowed' "$DEMO/logs/access.log" || die "no allowed line in the access log"
     grep -q 'wcs_auth=malformed_token' "$DEMO/logs/access.log" || die "no malformed_token line"
+    # Revoking the signed token's subject closes its open session and refuses it afterwards.
+    "$PROBE" "ws://127.0.0.1:$PORT/wss" --cookie "AUTH=$JWT" --hold 5 >"$held" &
+    pid=$!
+    for _ in $(seq 50); do grep -q '^holding' "$held" && break; sleep 0.1; done
+    grep -q '^holding' "$held" || die "the held WebSocket did not open: $(cat "$held")"
+    "$CLI" revoke --revoked "$DEMO/revoked" --sub demo-user >/dev/null
+    wait "$pid" || die "the open WebSocket was not closed on revoke --sub: $(tail -1 "$held")"
+    echo "  open signed session on revoke --sub: $(tail -1 "$held")"
+    sleep 1.2
+    expect REFUSED --cookie "AUTH=$JWT"
+    grep -q 'wcs_auth=revoked_token' "$DEMO/logs/access.log" || die "no revoked_token line"
     say "demo check passed"
 }
 
