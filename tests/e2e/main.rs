@@ -16,6 +16,8 @@ mod memory;
 mod origin;
 mod sessions;
 mod shared_token_store;
+mod signed_fleet;
+mod signed_tokens;
 mod subrequests;
 mod token_auth;
 mod token_cli;
