@@ -320,6 +320,18 @@ fn interop(tool: &'static str) {
         ],
     );
     site.allowed(&format!("{tool} ES256 from a PEM key"), "/wss", &from_pem);
+    let log = site.nginx.prefix.access_log();
+    crate::common::traffic::report(&format!(
+        "signed-token interoperability, {tool}: {} requests with tokens minted by docs/examples: {} accepted, \
+         {} refused with the expected status",
+        log.lines().count(),
+        log.lines()
+            .filter(|l| l.ends_with("status=allowed"))
+            .count(),
+        log.lines()
+            .filter(|l| !l.ends_with("status=allowed"))
+            .count(),
+    ));
 }
 
 #[test]

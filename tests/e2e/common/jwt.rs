@@ -283,9 +283,9 @@ impl Interop {
         let python = std::env::var_os("WCS_INTEROP_PYTHON");
         let node = std::env::var_os("WCS_INTEROP_NODE_MODULES");
         if python.is_none() && node.is_none() {
-            eprintln!(
-                "NOT RUN: WCS_INTEROP_PYTHON / WCS_INTEROP_NODE_MODULES unset \
-                 (scripts/test.sh installs PyJWT and jose and sets them)"
+            super::traffic::report(
+                "signed-token interoperability: NOT RUN: WCS_INTEROP_PYTHON and \
+                 WCS_INTEROP_NODE_MODULES unset (scripts/test.sh installs PyJWT and jose)",
             );
             return None;
         }
