@@ -378,17 +378,14 @@ fn a_token_is_expired_from_exactly_exp_plus_leeway() {
     // Valid until the end of second t: refused from t+1 on, cached or not.
     let plain = |n: i64| es.mint(&json!({"sub": "a", "exp": t + 1, "jti": format!("p{n}")}));
     let lee = |n: i64| es.mint(&json!({"sub": "a", "exp": t + 1 - 30, "jti": format!("l{n}")}));
-    site.allowed("last second, no leeway", "/plain", &plain(0));
-    site.allowed("last second of the leeway", "/leeway", &lee(0));
+    // ECDSA signatures differ on every signing: keep the tokens the cache holds.
+    let (plain0, lee0) = (plain(0), lee(0));
+    site.allowed("last second, no leeway", "/plain", &plain0);
+    site.allowed("last second of the leeway", "/leeway", &lee0);
     let t1 = next_second();
     assert_eq!(t1, t + 1, "the test took more than a second");
-    site.refused("cached, at exp", "/plain", &plain(0), "expired_token");
-    site.refused(
-        "cached, at exp + leeway",
-        "/leeway",
-        &lee(0),
-        "expired_token",
-    );
+    site.refused("cached, at exp", "/plain", &plain0, "expired_token");
+    site.refused("cached, at exp + leeway", "/leeway", &lee0, "expired_token");
     site.refused("fresh, at exp", "/plain", &plain(1), "expired_token");
     site.refused(
         "fresh, at exp + leeway",
@@ -703,6 +700,31 @@ fn a_cached_token_is_revoked_within_cache_ttl() {
     site.allowed("cached", "/wss", &token);
     sleep(Duration::from_millis(1600));
     site.refused("after cache_ttl", "/wss", &token, "revoked_token");
+}
+
+#[test]
+fn a_cached_answer_is_reused_only_under_the_same_rules() {
+    let site = Site::start("wcs_token_auth_cache_ttl 10s;");
+    let es = site.key("es");
+    let now = now();
+    // Accepted (and cached) where no issuer, audience or revocation is asked for...
+    let bare = es.mint(&json!({"sub": "a", "iat": now, "exp": now + 300, "jti": "r"}));
+    site.allowed("no rules", "/plain", &bare);
+    site.allowed("no rules, cached", "/plain", &bare);
+    // ...verified afresh under an issuer and audience.
+    site.refused("issuer and audience", "/wss", &bare, "bad_claims");
+    // And a revoked token cached where there is no revocation directory.
+    let revoked = es.mint(&with_rules(
+        json!({"sub": "a", "iat": now, "exp": now + 300, "jti": "v"}),
+    ));
+    fs::write(site.revoked().join("jti.v"), "").unwrap();
+    site.allowed("no revocation directory", "/plain", &revoked);
+    site.refused("revocation directory", "/wss", &revoked, "revoked_token");
+    // Accepted within the leeway, cached, refused where there is none.
+    let late = es.mint(&json!({"sub": "a", "exp": now - 10, "jti": "l"}));
+    site.allowed("within leeway", "/leeway", &late);
+    site.refused("no leeway", "/plain", &late, "expired_token");
+    site.allowed("within leeway again", "/leeway", &late);
 }
 
 #[test]
