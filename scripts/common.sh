@@ -79,11 +79,14 @@ interop_tools() {
     if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
         say "installing $INTEROP_PYJWT and $INTEROP_JOSE into $dir"
         command -v npm >/dev/null || ensure_packages nodejs npm
-        python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null ||
-            ensure_packages python3-venv
         rm -rf "$dir"
         mkdir -p "$dir/node"
-        python3 -m venv "$dir/venv"
+        # Debian's python3 makes no venv without python3-venv.
+        python3 -m venv "$dir/venv" 2>/dev/null || {
+            ensure_packages python3-venv
+            rm -rf "$dir/venv"
+            python3 -m venv "$dir/venv"
+        }
         "$dir/venv/bin/pip" install -q --disable-pip-version-check "$INTEROP_PYJWT" "$INTEROP_CRYPTOGRAPHY"
         (cd "$dir/node" && npm install --silent --no-audit --no-fund --no-save "$INTEROP_JOSE" >/dev/null)
         echo "$want" >"$dir/.installed"
