@@ -273,3 +273,53 @@ fn sessions_on_both_edges_close_at_exp() {
         e.expect("the expired token afterwards", &token, 403, "expired_token");
     }
 }
+
+#[test]
+fn a_sub_revocation_copied_to_both_edges_closes_their_sessions() {
+    let mock = MockWcs::start(false).unwrap();
+    let shared = shared_dir();
+    let keys = shared.path().join("keys.json");
+    let k = Key::generate(Alg::ES256, "k");
+    fs::write(&keys, jwks(&[&k], false)).unwrap();
+    let edges = two_edges(&mock, &keys, "wcs_token_auth_session_check 200ms;");
+    let now = now();
+    let token = k.mint(&json!({"sub": "alice", "iat": now - 5, "exp": now + 600, "jti": "w"}));
+    let (h, v) = cookie(&token);
+    let mut sockets: Vec<Ws> = edges
+        .iter()
+        .map(|e| e.nginx.ws("/wss", &[(h, &v)]).expect("upgrade"))
+        .collect();
+    for ws in &mut sockets {
+        assert!(echoes(ws, "before the revocation"));
+    }
+    for e in &edges {
+        let f = fs::File::create(e.revoked().join("sub.alice")).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs((now - 1) as u64))
+            .unwrap();
+    }
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        let closed = wait_closed(ws, Duration::from_secs(3));
+        let took =
+            closed.unwrap_or_else(|| panic!("edge {i}: the session outlived its revocation"));
+        assert!(
+            took < Duration::from_millis(200 + 400),
+            "edge {i}: closed after {took:?}"
+        );
+        eprintln!("edge {i}: session closed {took:?} after the sub. file");
+    }
+    for (i, e) in edges.iter().enumerate() {
+        let lines = e.nginx.access_lines(1);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(" 101 status=session_revoked")),
+            "edge {i}: {lines:?}"
+        );
+        let log = e.nginx.prefix.error_log();
+        assert_eq!(
+            count_lines(&log, "closed session: token revoked"),
+            1,
+            "edge {i}:\n{log}"
+        );
+    }
+}
