@@ -67,3 +67,29 @@ debian_build_dir() {
     fi
     echo "$tree/objs"
 }
+
+# PyJWT (PyPI) and jose (npm) for the signed-token interoperability tests, pinned, installed
+# once under target/interop (a Python venv and an npm prefix). Exports WCS_INTEROP_PYTHON and
+# WCS_INTEROP_NODE_MODULES; with them set, those tests fail when a tool is missing.
+INTEROP_PYJWT='PyJWT[crypto]==2.10.1'
+INTEROP_CRYPTOGRAPHY='cryptography==44.0.2'
+INTEROP_JOSE='jose@5.9.6'
+interop_tools() {
+    local dir="$ROOT/target/interop" want="$INTEROP_PYJWT $INTEROP_CRYPTOGRAPHY $INTEROP_JOSE"
+    if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
+        say "installing $INTEROP_PYJWT and $INTEROP_JOSE into $dir"
+        command -v npm >/dev/null || ensure_packages nodejs npm
+        rm -rf "$dir"
+        mkdir -p "$dir/node"
+        # Debian's python3 makes no venv without python3-venv.
+        python3 -m venv "$dir/venv" 2>/dev/null || {
+            ensure_packages python3-venv
+            rm -rf "$dir/venv"
+            python3 -m venv "$dir/venv"
+        }
+        "$dir/venv/bin/pip" install -q --disable-pip-version-check "$INTEROP_PYJWT" "$INTEROP_CRYPTOGRAPHY"
+        (cd "$dir/node" && npm install --silent --no-audit --no-fund --no-save "$INTEROP_JOSE" >/dev/null)
+        echo "$want" >"$dir/.installed"
+    fi
+    export WCS_INTEROP_PYTHON="$dir/venv/bin/python" WCS_INTEROP_NODE_MODULES="$dir/node/node_modules"
+}

@@ -15,6 +15,8 @@ cd "$ROOT"
 refuse_path_with_space
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${DEBIAN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+# PyJWT and npm jose for the signed-token interoperability tests (once, under target/interop).
+interop_tools
 RESULTS=$(mktemp)
 trap 'rm -f "$RESULTS"' EXIT
 # The reliability tests append their counts here; printed at the end.

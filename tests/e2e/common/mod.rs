@@ -18,6 +18,7 @@ use tungstenite::{Message, WebSocket};
 
 pub mod eio_fs;
 pub mod h2;
+pub mod jwt;
 pub mod sessions;
 pub mod traffic;
 
