@@ -1153,3 +1153,29 @@ fn token_with_encoded(header: &str, payload: &str, key: &Key) -> String {
     let input = format!("{header}.{payload}");
     format!("{input}.{}", b64(&key.sign(input.as_bytes())))
 }
+
+/// The backend snippets docs/signed-tokens.md shows are excerpts of the files the
+/// interoperability tests run, so the page cannot drift from what was tested.
+#[test]
+fn the_minting_snippets_in_the_docs_are_the_tested_files() {
+    let page = fs::read_to_string(examples_dir().join("../signed-tokens.md")).unwrap();
+    let mut shown = 0;
+    for (fence, file) in [
+        ("```python\n", "mint_token.py"),
+        ("```js\n", "mint-token.mjs"),
+    ] {
+        let source = fs::read_to_string(examples_dir().join(file)).unwrap();
+        for block in page.split(fence).skip(1) {
+            let code = block.split("```").next().unwrap();
+            assert!(
+                source.contains(code),
+                "docs/signed-tokens.md shows code that is not in docs/examples/{file}:\n{code}"
+            );
+            shown += 1;
+        }
+    }
+    assert!(
+        shown >= 4,
+        "the page shows {shown} snippets, expected the Python and Node ones"
+    );
+}
