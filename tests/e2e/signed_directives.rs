@@ -4,7 +4,10 @@
 //! checked on every hit, and a missing revocation directory.
 
 use std::fs;
-use std::thread::sleep;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread::{sleep, spawn};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -481,4 +484,79 @@ fn a_missing_revocation_directory_is_a_server_error() {
     fs::create_dir(&dir).expect("mkdir");
     assert_eq!(get_with(&nginx, "/wss", &t).status, 200);
     nginx.assert_no_crash();
+}
+
+/// After an upgrade nginx reads the client's further bytes into the request's header buffer,
+/// from its start: a claim read at the log phase must come from the token that was verified,
+/// not from whatever the client wrote over it.
+#[test]
+fn a_claim_is_the_verified_one_after_the_upgrade_reuses_the_header_buffer() {
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_port = upstream.local_addr().expect("addr").port();
+    // Reads the request head, answers 101 only once the client has written its overwrite,
+    // then swallows everything until the connection closes.
+    let up = spawn(move || {
+        let (mut s, _) = upstream.accept().expect("accept");
+        let mut buf = vec![0u8; 65536];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).expect("read head");
+            assert!(n > 0, "closed before the head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        sent_rx.recv().expect("the client wrote");
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .expect("write 101");
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let http = "log_format claim 'sub=[$wcs_token_auth_claim_sub]';";
+    let server = format!(
+        "location /wss {{ wcs_token_auth jwks=jwks.json; access_log logs/claim.log claim;
+           proxy_pass http://127.0.0.1:{up_port}; proxy_http_version 1.1;
+           proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection upgrade; }}"
+    );
+    let nginx = Nginx::start_in(prefix_with_keys(), http, &server);
+    let exp = now() + 600;
+    let good = mint(json!({"exp": exp, "sub": "alice"}));
+    let other = mint(json!({"exp": exp, "sub": "admin"}));
+    // The verified token's header and signature around another payload of the same length.
+    let g: Vec<&str> = good.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        g[0],
+        other.split('.').nth(1).expect("payload"),
+        g[2]
+    );
+    assert_eq!(forged.len(), good.len());
+    // The trailing byte is read with the head: nginx then reuses the head's buffer for the
+    // upgraded connection's client-to-upstream bytes.
+    let req = |t: &str| {
+        format!("GET /wss HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: AUTH={t}\r\n\r\nP")
+    };
+    let mut c = TcpStream::connect(("127.0.0.1", nginx.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(req(&good).as_bytes()).expect("write");
+    sleep(Duration::from_millis(200)); // verified and proxied; the upstream holds its answer
+    c.write_all(req(&forged).as_bytes())
+        .expect("write overwrite");
+    sent_tx.send(()).expect("signal");
+    let mut resp = [0u8; 512];
+    let n = c.read(&mut resp).expect("read 101");
+    let resp = String::from_utf8_lossy(&resp[..n]).to_string();
+    assert!(resp.starts_with("HTTP/1.1 101"), "{resp}");
+    sleep(Duration::from_millis(200)); // nginx forwards the overwrite
+    drop(c);
+    up.join().expect("upstream");
+    let log_path = nginx.prefix.path().join("logs/claim.log");
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = fs::read_to_string(&log_path).unwrap_or_default();
+        if !log.is_empty() {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    assert_eq!(log.trim_end(), "sub=[alice]", "not the verified claim");
 }
