@@ -560,3 +560,105 @@ fn a_claim_is_the_verified_one_after_the_upgrade_reuses_the_header_buffer() {
     }
     assert_eq!(log.trim_end(), "sub=[alice]", "not the verified claim");
 }
+
+/// nginx lower-cases variable names: `$wcs_token_auth_claim_roomName` asks for `roomname`,
+/// which finds the claim `roomName`.
+#[test]
+fn a_claim_with_capitals_is_read_by_its_lower_case_name() {
+    let mock = MockWcs::start(false).unwrap();
+    let directives = "wcs_token_auth jwks=jwks.json;
+        proxy_set_header X-Room \"[$wcs_token_auth_claim_roomname]\";
+        proxy_set_header X-Room2 \"[$wcs_token_auth_claim_roomName]\";
+        proxy_set_header X-Dup \"[$wcs_token_auth_claim_dup]\";";
+    let server = location("/wss", &mock.url(), directives);
+    let nginx = Nginx::start_in(prefix_with_keys(), "", &server);
+    let t = mint(json!({"exp": now() + 600, "roomName": "lobby", "Dup": "a", "DUP": "b"}));
+    let r = get_with(&nginx, "/wss", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    let h = |name| header_values(&r.body, name);
+    assert_eq!(h("X-Room"), ["[lobby]"], "{}", r.body);
+    assert_eq!(h("X-Room2"), ["[lobby]"], "{}", r.body);
+    assert_eq!(h("X-Dup"), ["[]"], "two claims match: none is given");
+}
+
+/// Two key sets with the same `kid` and different secrets, locations differing only in issuer,
+/// and only in revocation directory: with an hour's cache, an answer under one location's
+/// rules is never reused under another's.
+#[test]
+fn the_cache_keeps_apart_key_sets_issuers_and_revocation_directories() {
+    let mock = MockWcs::start(false).unwrap();
+    let u = mock.url();
+    let secret_a: &[u8] = b"secret of key set A, 32 bytes ok";
+    let secret_b: &[u8] = b"secret of key set B, 32 bytes ok";
+    let set = |secret: &[u8]| {
+        json!({"keys": [{"kty": "oct", "kid": "h", "alg": "HS256", "k": b64url(secret)}]})
+            .to_string()
+    };
+    let prefix = Prefix::new();
+    fs::write(prefix.path().join("conf/a.json"), set(secret_a)).expect("write a.json");
+    fs::write(prefix.path().join("conf/b.json"), set(secret_b)).expect("write b.json");
+    for dir in ["r1", "r2"] {
+        fs::create_dir(prefix.path().join(dir)).expect("mkdir");
+    }
+    fs::write(prefix.path().join("r1/jti.gone"), "").expect("revoke");
+    let http = "wcs_token_auth_cache_ttl 1h;";
+    let server = [
+        location("/a", &u, "wcs_token_auth jwks=a.json;"),
+        location("/b", &u, "wcs_token_auth jwks=b.json;"),
+        location(
+            "/i1",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_jwt_issuer I1;",
+        ),
+        location(
+            "/i2",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_jwt_issuer I2;",
+        ),
+        location(
+            "/r1",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_revoked r1;",
+        ),
+        location(
+            "/r2",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_revoked r2;",
+        ),
+    ]
+    .join("\n");
+    let nginx = Nginx::start_in(prefix, http, &server);
+    let mut lines = 0;
+    let mut expect = |path: &str, token: &str, status: u16, word: &str| {
+        let r = get_with(&nginx, path, token);
+        lines += 1;
+        assert_eq!(
+            (r.status, last_status(&nginx, lines)),
+            (status, word.to_string()),
+            "{path}"
+        );
+    };
+    let exp = now() + 600;
+    let token_a = mint_with(secret_a, json!({"exp": exp}));
+    let token_b = mint_with(secret_b, json!({"exp": exp}));
+    // Key sets, each order: the first answer is cached for an hour under its own set only.
+    expect("/a", &token_a, 200, "allowed");
+    expect("/b", &token_a, 403, "bad_signature");
+    expect("/a", &token_a, 200, "allowed");
+    expect("/b", &token_a, 403, "bad_signature");
+    expect("/b", &token_b, 200, "allowed");
+    expect("/a", &token_b, 403, "bad_signature");
+    expect("/b", &token_b, 200, "allowed");
+    // Issuers.
+    let token_i = mint_with(secret_a, json!({"exp": exp, "iss": "I1"}));
+    expect("/i1", &token_i, 200, "allowed");
+    expect("/i2", &token_i, 403, "bad_claims");
+    expect("/i1", &token_i, 200, "allowed");
+    // Revocation directories: revoked in r1 only, cached under r2 first.
+    let token_r = mint_with(secret_a, json!({"exp": exp, "jti": "gone"}));
+    expect("/r2", &token_r, 200, "allowed");
+    expect("/r1", &token_r, 403, "revoked_token");
+    expect("/r2", &token_r, 200, "allowed");
+    expect("/r1", &token_r, 403, "revoked_token");
+    nginx.assert_no_crash();
+}
