@@ -1,7 +1,8 @@
 //! Signed tokens through the directives: `wcs_token_auth [DIR] [jwks=FILE]`, the `_jwt_*` and
 //! `_revoked` directives as `nginx -t` checks them and as locations inherit them, which path a
-//! cookie value takes, `$wcs_token_auth_claim_NAME` upstream, the cache per rules with `exp`
-//! checked on every hit, and a missing revocation directory.
+//! cookie value takes, `$wcs_token_auth_claim_NAME` upstream (by a lower-cased name, after an
+//! upgrade, after an internal redirect), the cache per rules with `exp` checked on every hit,
+//! and a missing revocation directory.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -661,4 +662,27 @@ fn the_cache_keeps_apart_key_sets_issuers_and_revocation_directories() {
     expect("/r2", &token_r, 200, "allowed");
     expect("/r1", &token_r, 403, "revoked_token");
     nginx.assert_no_crash();
+}
+
+/// nginx clears module contexts on an internal redirect: the claim is gone in a target
+/// location that does not grant the request again, and there again where it does.
+#[test]
+fn after_an_internal_redirect_a_claim_needs_a_new_grant() {
+    let mock = MockWcs::start(false).unwrap();
+    let u = mock.url();
+    let server = format!(
+        r#"location /plain {{ wcs_token_auth jwks=jwks.json; try_files /nowhere @plain; }}
+        location @plain {{ proxy_set_header X-Sub "[$wcs_token_auth_claim_sub]"; proxy_pass {u}; }}
+        location /again {{ wcs_token_auth jwks=jwks.json; try_files /nowhere @again; }}
+        location @again {{ wcs_token_auth jwks=jwks.json;
+            proxy_set_header X-Sub "[$wcs_token_auth_claim_sub]"; proxy_pass {u}; }}"#
+    );
+    let nginx = Nginx::start_in(prefix_with_keys(), "", &server);
+    let t = mint(json!({"exp": now() + 600, "sub": "alice"}));
+    let r = get_with(&nginx, "/plain", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    assert_eq!(header_values(&r.body, "X-Sub"), ["[]"], "{}", r.body);
+    let r = get_with(&nginx, "/again", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    assert_eq!(header_values(&r.body, "X-Sub"), ["[alice]"], "{}", r.body);
 }
