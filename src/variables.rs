@@ -140,7 +140,7 @@ unsafe fn granted_token<'r>(r: *mut ngx_http_request_t) -> Option<&'r [u8]> {
 
 /// `$wcs_token_auth_claim_NAME`: the claim as `signed::claim_value` gives it, copied into the
 /// request's pool; empty when no signed token granted the request, or the claim has no value
-/// fit for a header. nginx lower-cases variable names, so NAME is matched as such.
+/// fit for a header. nginx lower-cases variable names; `claim_value` ignores ASCII case.
 ///
 /// # Safety
 /// Only nginx calls it, as the get handler of the prefix variable, with `data` pointing at
