@@ -492,6 +492,7 @@ fn a_missing_revocation_directory_is_a_server_error() {
 /// not from whatever the client wrote over it.
 #[test]
 fn a_claim_is_the_verified_one_after_the_upgrade_reuses_the_header_buffer() {
+    let (head_tx, head_rx) = mpsc::channel::<()>();
     let (sent_tx, sent_rx) = mpsc::channel::<()>();
     let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
     let up_port = upstream.local_addr().expect("addr").port();
@@ -506,6 +507,7 @@ fn a_claim_is_the_verified_one_after_the_upgrade_reuses_the_header_buffer() {
             assert!(n > 0, "closed before the head");
             head.extend_from_slice(&buf[..n]);
         }
+        head_tx.send(()).expect("signal the head");
         sent_rx.recv().expect("the client wrote");
         s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
             .expect("write 101");
@@ -539,7 +541,10 @@ fn a_claim_is_the_verified_one_after_the_upgrade_reuses_the_header_buffer() {
     c.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     c.write_all(req(&good).as_bytes()).expect("write");
-    sleep(Duration::from_millis(200)); // verified and proxied; the upstream holds its answer
+    // Verified and proxied: the upstream has the head and holds its answer.
+    head_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("proxied");
     c.write_all(req(&forged).as_bytes())
         .expect("write overwrite");
     sent_tx.send(()).expect("signal");
