@@ -9,7 +9,7 @@ use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
 use core::ptr;
 use std::cell::RefCell;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
@@ -80,8 +80,9 @@ struct RulesKey {
 }
 
 impl MainConf {
-    /// The cache id of `key`, the same for equal rules.
-    fn rules_id(&mut self, key: RulesKey) -> u32 {
+    /// The cache id of `key`, the same for equal rules; `None` past the last id (more than
+    /// 2^31 distinct rules, which no configuration reaches).
+    fn rules_id(&mut self, key: RulesKey) -> Option<u32> {
         let i = match self.signed_rules.iter().position(|k| *k == key) {
             Some(i) => i,
             None => {
@@ -89,7 +90,9 @@ impl MainConf {
                 self.signed_rules.len() - 1
             }
         };
-        RULES_ID_BASE.wrapping_add(i as u32)
+        u32::try_from(i)
+            .ok()
+            .and_then(|i| RULES_ID_BASE.checked_add(i))
     }
 }
 
@@ -637,13 +640,21 @@ pub unsafe extern "C" fn merge_loc_conf(
     let Some(mcf) = mcf else {
         return NGX_CONF_ERROR;
     };
-    this.merge(prev, mcf);
-    NGX_CONF_OK
+    match this.merge(prev, mcf) {
+        Ok(()) => NGX_CONF_OK,
+        Err(msg) => {
+            // SAFETY: cf is valid (this function's contract); "%s" consumes exactly the one
+            // NUL-terminated argument given.
+            unsafe { ngx_conf_log_error(NGX_LOG_EMERG as _, cf, 0, c"%s".as_ptr(), msg.as_ptr()) };
+            NGX_CONF_ERROR
+        }
+    }
 }
 
 impl LocConf {
-    /// Inherits what this level does not set, writes the defaults, and builds [`Access`].
-    fn merge(&mut self, prev: &LocConf, mcf: &mut MainConf) {
+    /// Inherits what this level does not set, writes the defaults, and builds [`Access`];
+    /// `Err` is the message that fails the configuration.
+    fn merge(&mut self, prev: &LocConf, mcf: &mut MainConf) -> Result<(), &'static CStr> {
         fn merged<T: Clone>(
             this: &mut Option<T>,
             prev: &Option<T>,
@@ -683,25 +694,30 @@ impl LocConf {
         }
         let Some(auth) = token_auth else {
             self.access = None;
-            return;
+            return Ok(());
         };
-        let signed = auth.keys.map(|keys| {
-            let id = mcf.rules_id(RulesKey {
-                key_set: keys.index,
-                leeway_secs,
-                issuer: issuer.clone(),
-                audience: audience.clone(),
-                revoked: revoked.clone(),
-            });
-            let rules = SignedRules {
-                keys: keys.keys,
-                leeway_secs,
-                issuer,
-                audience,
-                revoked,
-            };
-            SignedPolicy { rules, id }
-        });
+        let signed = match auth.keys {
+            None => None,
+            Some(keys) => {
+                let id = mcf
+                    .rules_id(RulesKey {
+                        key_set: keys.index,
+                        leeway_secs,
+                        issuer: issuer.clone(),
+                        audience: audience.clone(),
+                        revoked: revoked.clone(),
+                    })
+                    .ok_or(c"wcs_token_auth: too many distinct signed token rules")?;
+                let rules = SignedRules {
+                    keys: keys.keys,
+                    leeway_secs,
+                    issuer,
+                    audience,
+                    revoked,
+                };
+                Some(SignedPolicy { rules, id })
+            }
+        };
         self.access = Some(Access {
             policy: Policy {
                 dir_id: auth.dir.as_ref().map_or(0, |d| d.id),
@@ -715,6 +731,7 @@ impl LocConf {
             client_ip_header,
             session_check_ms,
         });
+        Ok(())
     }
 }
 

@@ -138,9 +138,8 @@ unsafe fn decide(r: *mut ngx_http_request_t, mcf: &MainConf, access: &Access) ->
                 Grant::Signed(token) => Some(token),
                 Grant::File(_) => None,
             };
-            // SAFETY: r is valid and being processed by this worker; a signed token is a
-            // value of the main request's Cookie header, which stays in place until the main
-            // request is freed.
+            // SAFETY: r is valid and being processed by this worker; the token is copied,
+            // so nothing depends on the Cookie header's buffer after this call.
             let kept = unsafe { variables::set_granted_token(r, signed) }
                 // SAFETY: as above.
                 .and_then(|()| unsafe { session::track(r, access, &grant) });

@@ -17,10 +17,10 @@
 //!        └─ NGX_DECLINED (let try_files, mirror run), or the refusal's 403 / 500
 //!
 //! decide
-//!   ├─ client_ip::replace                      (src/client_ip.rs: drop client copies, add ours)
+//!   ├─ client_ip::replace                      (src/client_ip.rs: drop the client's, add ours)
 //!   │    ├─ main: header_list::replace_all     (src/header_list.rs: unlink without moving)
-//!   │    └─ sub:  header_list::copy_replacing  (parts of its own; the parent's are only read)
-//!   ├─ headers::request_headers(r->main)       (src/headers.rs: Origin, the served host, Cookie)
+//!   │    └─ sub:  header_list::copy_replacing  (its own parts; the parent's only read)
+//!   ├─ headers::request_headers(r->main)       (src/headers.rs: Origin, served host, Cookie)
 //!   ├─ core::auth::authorize                   (core/src/auth.rs, pure Rust, with the Policy
 //!   │    │                                      that src/conf.rs built when merging)
 //!   │    ├─ origin::OriginPolicy::allows       (core/src/origin.rs)
@@ -28,15 +28,15 @@
 //!   │    ├─ signed path, where jwks= is set    (core/src/signed.rs)
 //!   │    │    and signed::is_signed_shape
 //!   │    │    ├─ cache::TokenCache::get        (under the rules' id; exp checked on a hit)
-//!   │    │    ├─ signed::verify                (the key set's key by kid: signature, claims)
+//!   │    │    ├─ signed::verify                (the key named by kid: signature, claims)
 //!   │    │    └─ signed::is_revoked            (revocation directory: jti./sub. files)
 //!   │    └─ file path, any other value         (no DIR here: malformed_token)
 //!   │         ├─ token::parse                  (core/src/token.rs)
 //!   │         ├─ cache::TokenCache::get        (core/src/cache.rs, per worker)
-//!   │         └─ store::lookup                 (core/src/store.rs: openat + fstatat, no symlinks)
+//!   │         └─ store::lookup                 (core/src/store.rs: openat, no symlinks)
 //!   ├─ variables::set_status                   (src/variables.rs: $wcs_token_auth_status,
 //!   │                                           shared by a subrequest with its main request)
-//!   ├─ granted: variables::set_granted_token   (a signed token, for $wcs_token_auth_claim_NAME)
+//!   ├─ granted: variables::set_granted_token   (a copy of a signed token, for the claims)
 //!   │           and session::track             (src/session.rs: session_check)
 //!   └─ NGX_OK, or the Refusal's one log line and 403 / 500
 //! ```

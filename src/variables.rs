@@ -24,8 +24,9 @@ use crate::Module;
 const CLAIM_PREFIX: &[u8] = b"wcs_token_auth_claim_";
 
 /// The module's request context: the signed token that granted the request, for the claim
-/// variables. Lives in the main request's pool, as does the token it points at (a value of
-/// the main request's `Cookie` header).
+/// variables. Lives in the main request's pool, as does the token it points at: a copy, not
+/// the `Cookie` header's bytes, which nginx overwrites with the client's next bytes once the
+/// connection is upgraded (the header buffer becomes the client-to-upstream buffer).
 #[repr(C)]
 struct RequestCtx {
     token: *const u8,
@@ -73,12 +74,11 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
     Status::NGX_OK.into()
 }
 
-/// Remembers the signed token that granted `r` (and so its main request too), or, given
-/// `None`, that `r` was not granted with one. `Err` only when nginx is out of memory.
+/// Remembers a copy of the signed token that granted `r` (and so its main request too), or,
+/// given `None`, that `r` was not granted with one. `Err` only when nginx is out of memory.
 ///
 /// # Safety
-/// `r` must be a valid request, and `token` a value of its main request's headers, which
-/// stay in place until the main request is freed.
+/// `r` must be a valid request.
 pub unsafe fn set_granted_token(
     r: *mut ngx_http_request_t,
     token: Option<&[u8]>,
@@ -93,12 +93,23 @@ pub unsafe fn set_granted_token(
         }
         return Ok(());
     };
+    // The verified bytes, copied: the token borrows the Cookie header's buffer, which the
+    // client may write over later (see RequestCtx). A signed token is at most 4,096 bytes.
+    // SAFETY: main is valid; its pool lives until the main request is freed, after its last
+    // log line and after every subrequest, whose pool is this same pool.
+    let copy = unsafe { ngx_pnalloc((*main).pool, token.len()) }.cast::<u8>();
+    if copy.is_null() {
+        return Err(());
+    }
+    // SAFETY: copy has room for token.len() bytes and, fresh from the pool, overlaps nothing.
+    unsafe { ptr::copy_nonoverlapping(token.as_ptr(), copy, token.len()) };
     for q in [Some(r), (main != r).then_some(main)].into_iter().flatten() {
         // SAFETY: q is r or its main request, both valid; r->ctx has a slot per http module,
         // ours null or a RequestCtx that this function allocated.
         let slot = unsafe { &mut *(*q).ctx.add(index) };
         if slot.is_null() {
-            // SAFETY: every request of a main request shares its pool, which outlives them.
+            // SAFETY: q's pool is the main request's pool (a subrequest shares it), freed
+            // with the main request and so after every read of this context.
             *slot = unsafe { ngx_pcalloc((*q).pool, size_of::<RequestCtx>()) };
         }
         // SAFETY: the slot is null (out of memory) or a RequestCtx in pool memory, aligned
@@ -106,7 +117,7 @@ pub unsafe fn set_granted_token(
         let Some(ctx) = (unsafe { (*slot).cast::<RequestCtx>().as_mut() }) else {
             return Err(());
         };
-        ctx.token = token.as_ptr();
+        ctx.token = copy;
         ctx.len = token.len();
     }
     Ok(())
@@ -119,7 +130,8 @@ pub unsafe fn set_granted_token(
 unsafe fn granted_token<'r>(r: *mut ngx_http_request_t) -> Option<&'r [u8]> {
     let index = Module::module().ctx_index;
     // SAFETY: r->ctx has a slot per http module; ours is null or a RequestCtx that
-    // set_granted_token wrote, pointing at memory that lives as long as the main request.
+    // set_granted_token wrote, pointing at its own copy in the main request's pool, which
+    // nothing else writes and which is freed only with the main request.
     unsafe {
         let ctx = (*(*r).ctx.add(index)).cast::<RequestCtx>().as_ref()?;
         (ctx.len > 0).then(|| slice::from_raw_parts(ctx.token, ctx.len))
@@ -128,7 +140,7 @@ unsafe fn granted_token<'r>(r: *mut ngx_http_request_t) -> Option<&'r [u8]> {
 
 /// `$wcs_token_auth_claim_NAME`: the claim as `signed::claim_value` gives it, copied into the
 /// request's pool; empty when no signed token granted the request, or the claim has no value
-/// fit for a header. nginx lower-cases variable names, so NAME is matched as such.
+/// fit for a header. nginx lower-cases variable names; `claim_value` ignores ASCII case.
 ///
 /// # Safety
 /// Only nginx calls it, as the get handler of the prefix variable, with `data` pointing at

@@ -35,8 +35,7 @@ struct Cached {
 #[derive(Debug)]
 pub struct TokenCache {
     /// Key is the directory's or signed rules' id (4 bytes, little endian) followed by the
-    /// token. `None` when
-    /// `ttl_ms` or `capacity` is 0: the cache is off.
+    /// token. `None` when `ttl_ms` or `capacity` is 0: the cache is off.
     lru: Option<LruCache<Vec<u8>, Cached, KeyHasher>>,
     ttl_ms: u64,
 }
@@ -76,9 +75,10 @@ impl TokenCache {
         self.len() == 0
     }
 
-    /// A fresh entry for `token` under id `dir` (a token directory's or signed rules'). The entry found becomes the most recently
-    /// used even when it was checked `ttl_ms` or more ago and is not returned: the caller then
-    /// looks the token up and refreshes the entry in place, or removes it.
+    /// A fresh entry for `token` under id `dir` (a token directory's or signed rules'). The
+    /// entry found becomes the most recently used even when it was checked `ttl_ms` or more
+    /// ago and is not returned: the caller then looks the token up and refreshes the entry in
+    /// place, or removes it.
     pub fn get(&mut self, dir: u32, token: &[u8], now_ms: u64) -> Option<Entry> {
         let lru = self.lru.as_mut()?;
         let mut buf = [0u8; MAX_KEY];

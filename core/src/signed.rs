@@ -647,12 +647,22 @@ fn file_mtime(dir: BorrowedFd<'_>, name: &str) -> Result<Option<i64>, DirError> 
 
 /// `$wcs_token_auth_claim_NAME` of a verified token: a string claim as it is, a number or
 /// boolean as its JSON text; `None` for anything else, a missing claim, or a string with a
-/// byte below 0x20 or 0x7F.
+/// byte below 0x20 or 0x7F. nginx lower-cases variable names, so `name` matches a top-level
+/// claim ignoring ASCII case; when more than one claim matches (`roomName` and `roomname`),
+/// the name is ambiguous and the value `None`.
 pub fn claim_value(token: &[u8], name: &[u8]) -> Option<Vec<u8>> {
     let name = std::str::from_utf8(name).ok()?;
     let json = payload_json(token)?;
     let payload = Members::parse(&json).ok()?;
-    let raw = payload.get(name)?.get();
+    let mut matching = payload
+        .0
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name));
+    let (_, raw) = matching.next()?;
+    if matching.next().is_some() {
+        return None;
+    }
+    let raw = raw.get();
     match raw.as_bytes().first()? {
         b'"' => {
             let s: String = serde_json::from_str(raw).ok()?;

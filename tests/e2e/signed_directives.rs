@@ -1,10 +1,14 @@
 //! Signed tokens through the directives: `wcs_token_auth [DIR] [jwks=FILE]`, the `_jwt_*` and
 //! `_revoked` directives as `nginx -t` checks them and as locations inherit them, which path a
-//! cookie value takes, `$wcs_token_auth_claim_NAME` upstream, the cache per rules with `exp`
-//! checked on every hit, and a missing revocation directory.
+//! cookie value takes, `$wcs_token_auth_claim_NAME` upstream (by a lower-cased name, after an
+//! upgrade, after an internal redirect), the cache per rules with `exp` checked on every hit,
+//! and a missing revocation directory.
 
 use std::fs;
-use std::thread::sleep;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread::{sleep, spawn};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -481,4 +485,209 @@ fn a_missing_revocation_directory_is_a_server_error() {
     fs::create_dir(&dir).expect("mkdir");
     assert_eq!(get_with(&nginx, "/wss", &t).status, 200);
     nginx.assert_no_crash();
+}
+
+/// After an upgrade nginx reads the client's further bytes into the request's header buffer,
+/// from its start: a claim read at the log phase must come from the token that was verified,
+/// not from whatever the client wrote over it.
+#[test]
+fn a_claim_is_the_verified_one_after_the_upgrade_reuses_the_header_buffer() {
+    let (head_tx, head_rx) = mpsc::channel::<()>();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_port = upstream.local_addr().expect("addr").port();
+    // Reads the request head, answers 101 only once the client has written its overwrite,
+    // then swallows everything until the connection closes.
+    let up = spawn(move || {
+        let (mut s, _) = upstream.accept().expect("accept");
+        let mut buf = vec![0u8; 65536];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).expect("read head");
+            assert!(n > 0, "closed before the head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        head_tx.send(()).expect("signal the head");
+        sent_rx.recv().expect("the client wrote");
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .expect("write 101");
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let http = "log_format claim 'sub=[$wcs_token_auth_claim_sub]';";
+    let server = format!(
+        "location /wss {{ wcs_token_auth jwks=jwks.json; access_log logs/claim.log claim;
+           proxy_pass http://127.0.0.1:{up_port}; proxy_http_version 1.1;
+           proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection upgrade; }}"
+    );
+    let nginx = Nginx::start_in(prefix_with_keys(), http, &server);
+    let exp = now() + 600;
+    let good = mint(json!({"exp": exp, "sub": "alice"}));
+    let other = mint(json!({"exp": exp, "sub": "admin"}));
+    // The verified token's header and signature around another payload of the same length.
+    let g: Vec<&str> = good.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        g[0],
+        other.split('.').nth(1).expect("payload"),
+        g[2]
+    );
+    assert_eq!(forged.len(), good.len());
+    // The trailing byte is read with the head: nginx then reuses the head's buffer for the
+    // upgraded connection's client-to-upstream bytes.
+    let req = |t: &str| {
+        format!("GET /wss HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: AUTH={t}\r\n\r\nP")
+    };
+    let mut c = TcpStream::connect(("127.0.0.1", nginx.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(req(&good).as_bytes()).expect("write");
+    // Verified and proxied: the upstream has the head and holds its answer.
+    head_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("proxied");
+    c.write_all(req(&forged).as_bytes())
+        .expect("write overwrite");
+    sent_tx.send(()).expect("signal");
+    let mut resp = [0u8; 512];
+    let n = c.read(&mut resp).expect("read 101");
+    let resp = String::from_utf8_lossy(&resp[..n]).to_string();
+    assert!(resp.starts_with("HTTP/1.1 101"), "{resp}");
+    sleep(Duration::from_millis(200)); // nginx forwards the overwrite
+    drop(c);
+    up.join().expect("upstream");
+    let log_path = nginx.prefix.path().join("logs/claim.log");
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = fs::read_to_string(&log_path).unwrap_or_default();
+        if !log.is_empty() {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    assert_eq!(log.trim_end(), "sub=[alice]", "not the verified claim");
+}
+
+/// nginx lower-cases variable names: `$wcs_token_auth_claim_roomName` asks for `roomname`,
+/// which finds the claim `roomName`.
+#[test]
+fn a_claim_with_capitals_is_read_by_its_lower_case_name() {
+    let mock = MockWcs::start(false).unwrap();
+    let directives = "wcs_token_auth jwks=jwks.json;
+        proxy_set_header X-Room \"[$wcs_token_auth_claim_roomname]\";
+        proxy_set_header X-Room2 \"[$wcs_token_auth_claim_roomName]\";
+        proxy_set_header X-Dup \"[$wcs_token_auth_claim_dup]\";";
+    let server = location("/wss", &mock.url(), directives);
+    let nginx = Nginx::start_in(prefix_with_keys(), "", &server);
+    let t = mint(json!({"exp": now() + 600, "roomName": "lobby", "Dup": "a", "DUP": "b"}));
+    let r = get_with(&nginx, "/wss", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    let h = |name| header_values(&r.body, name);
+    assert_eq!(h("X-Room"), ["[lobby]"], "{}", r.body);
+    assert_eq!(h("X-Room2"), ["[lobby]"], "{}", r.body);
+    assert_eq!(h("X-Dup"), ["[]"], "two claims match: none is given");
+}
+
+/// Two key sets with the same `kid` and different secrets, locations differing only in issuer,
+/// and only in revocation directory: with an hour's cache, an answer under one location's
+/// rules is never reused under another's.
+#[test]
+fn the_cache_keeps_apart_key_sets_issuers_and_revocation_directories() {
+    let mock = MockWcs::start(false).unwrap();
+    let u = mock.url();
+    let secret_a: &[u8] = b"secret of key set A, 32 bytes ok";
+    let secret_b: &[u8] = b"secret of key set B, 32 bytes ok";
+    let set = |secret: &[u8]| {
+        json!({"keys": [{"kty": "oct", "kid": "h", "alg": "HS256", "k": b64url(secret)}]})
+            .to_string()
+    };
+    let prefix = Prefix::new();
+    fs::write(prefix.path().join("conf/a.json"), set(secret_a)).expect("write a.json");
+    fs::write(prefix.path().join("conf/b.json"), set(secret_b)).expect("write b.json");
+    for dir in ["r1", "r2"] {
+        fs::create_dir(prefix.path().join(dir)).expect("mkdir");
+    }
+    fs::write(prefix.path().join("r1/jti.gone"), "").expect("revoke");
+    let http = "wcs_token_auth_cache_ttl 1h;";
+    let server = [
+        location("/a", &u, "wcs_token_auth jwks=a.json;"),
+        location("/b", &u, "wcs_token_auth jwks=b.json;"),
+        location(
+            "/i1",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_jwt_issuer I1;",
+        ),
+        location(
+            "/i2",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_jwt_issuer I2;",
+        ),
+        location(
+            "/r1",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_revoked r1;",
+        ),
+        location(
+            "/r2",
+            &u,
+            "wcs_token_auth jwks=a.json; wcs_token_auth_revoked r2;",
+        ),
+    ]
+    .join("\n");
+    let nginx = Nginx::start_in(prefix, http, &server);
+    let mut lines = 0;
+    let mut expect = |path: &str, token: &str, status: u16, word: &str| {
+        let r = get_with(&nginx, path, token);
+        lines += 1;
+        assert_eq!(
+            (r.status, last_status(&nginx, lines)),
+            (status, word.to_string()),
+            "{path}"
+        );
+    };
+    let exp = now() + 600;
+    let token_a = mint_with(secret_a, json!({"exp": exp}));
+    let token_b = mint_with(secret_b, json!({"exp": exp}));
+    // Key sets, each order: the first answer is cached for an hour under its own set only.
+    expect("/a", &token_a, 200, "allowed");
+    expect("/b", &token_a, 403, "bad_signature");
+    expect("/a", &token_a, 200, "allowed");
+    expect("/b", &token_a, 403, "bad_signature");
+    expect("/b", &token_b, 200, "allowed");
+    expect("/a", &token_b, 403, "bad_signature");
+    expect("/b", &token_b, 200, "allowed");
+    // Issuers.
+    let token_i = mint_with(secret_a, json!({"exp": exp, "iss": "I1"}));
+    expect("/i1", &token_i, 200, "allowed");
+    expect("/i2", &token_i, 403, "bad_claims");
+    expect("/i1", &token_i, 200, "allowed");
+    // Revocation directories: revoked in r1 only, cached under r2 first.
+    let token_r = mint_with(secret_a, json!({"exp": exp, "jti": "gone"}));
+    expect("/r2", &token_r, 200, "allowed");
+    expect("/r1", &token_r, 403, "revoked_token");
+    expect("/r2", &token_r, 200, "allowed");
+    expect("/r1", &token_r, 403, "revoked_token");
+    nginx.assert_no_crash();
+}
+
+/// nginx clears module contexts on an internal redirect: the claim is gone in a target
+/// location that does not grant the request again, and there again where it does.
+#[test]
+fn after_an_internal_redirect_a_claim_needs_a_new_grant() {
+    let mock = MockWcs::start(false).unwrap();
+    let u = mock.url();
+    let server = format!(
+        r#"location /plain {{ wcs_token_auth jwks=jwks.json; try_files /nowhere @plain; }}
+        location @plain {{ proxy_set_header X-Sub "[$wcs_token_auth_claim_sub]"; proxy_pass {u}; }}
+        location /again {{ wcs_token_auth jwks=jwks.json; try_files /nowhere @again; }}
+        location @again {{ wcs_token_auth jwks=jwks.json;
+            proxy_set_header X-Sub "[$wcs_token_auth_claim_sub]"; proxy_pass {u}; }}"#
+    );
+    let nginx = Nginx::start_in(prefix_with_keys(), "", &server);
+    let t = mint(json!({"exp": now() + 600, "sub": "alice"}));
+    let r = get_with(&nginx, "/plain", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    assert_eq!(header_values(&r.body, "X-Sub"), ["[]"], "{}", r.body);
+    let r = get_with(&nginx, "/again", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    assert_eq!(header_values(&r.body, "X-Sub"), ["[alice]"], "{}", r.body);
 }

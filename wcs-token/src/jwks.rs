@@ -31,6 +31,8 @@ const PUBLIC_MODE: u32 = 0o644;
 const RSA_BITS: usize = 2048;
 
 /// One JWK. Known members in RFC order; members this tool does not know are kept as they are.
+/// Own type: jsonwebtoken's `Jwk` has no private members (`d`, `p`, `q`, ...) and drops
+/// unknown ones, so a private set would not survive a read and a write.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,

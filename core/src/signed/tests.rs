@@ -1153,3 +1153,30 @@ fn claim_values() {
     assert_eq!(claim_value(b"not a token", b"sub"), None);
     assert_eq!(claim_value(t.as_bytes(), b"\xff"), None);
 }
+
+#[test]
+fn a_claim_name_matches_ignoring_ascii_case_unless_ambiguous() {
+    let t = hs(json!({"exp": NOW + 60, "roomName": "lobby", "Sub": "alice",
+        "dup": "a", "DUP": "b", "Dup": "c", "straße": "x", "é": "y"}));
+    let v = |name: &str| {
+        claim_value(t.as_bytes(), name.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    };
+    // As nginx hands the name over: lower-cased.
+    assert_eq!(v("roomname").as_deref(), Some("lobby"));
+    assert_eq!(v("roomName").as_deref(), Some("lobby"));
+    assert_eq!(v("ROOMNAME").as_deref(), Some("lobby"));
+    assert_eq!(v("sub").as_deref(), Some("alice"));
+    // Two or more claims that differ only in case: none of them.
+    for ambiguous in ["dup", "DUP", "Dup", "dUp"] {
+        assert_eq!(v(ambiguous), None, "{ambiguous}");
+    }
+    // ASCII case only: no Unicode folding.
+    assert_eq!(v("straße").as_deref(), Some("x"));
+    assert_eq!(v("STRASSE"), None);
+    assert_eq!(v("é").as_deref(), Some("y"));
+    assert_eq!(v("É"), None);
+    assert_eq!(v("roomnam"), None);
+    // Only the top level: a nested member never matches.
+    let nested = hs(json!({"exp": NOW + 60, "o": {"roomName": "x"}}));
+    assert_eq!(claim_value(nested.as_bytes(), b"roomname"), None);
+}
