@@ -1,0 +1,190 @@
+//! `verify-cost [SECONDS]`
+//!
+//! What verifying a signed token costs in-process, per algorithm (HS256, ES256, EdDSA,
+//! RS256; the keys and tokens of `signed-fixtures`), measured on `wcs_token_auth_core::signed`
+//! as the module calls it:
+//! - `verify`, valid token: a cache miss (signature and claims);
+//! - `verify`, forged token (real header and `kid`, random claims and signature): what a
+//!   flood of forgeries costs;
+//! - `jsonwebtoken::crypto::verify` alone on the valid token (the signature check, the key
+//!   built from its JWK once), to show how much of `verify` is the signature;
+//! - `is_signed_shape`: the signed-token work of a cache hit besides the cache look-up (the
+//!   cached entry holds the token's end, so a hit parses no claims).
+//!
+//! Each figure is the median (and minimum) over 9 batches of the time per call, each batch
+//! running for SECONDS / 9 (1 s in all by default). Prints a markdown table.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use wcs_bench::signed_fixtures::{self, AlgFixture};
+use wcs_token_auth_core::signed::{self, KeySet, SignedRules};
+
+const BATCHES: usize = 9;
+
+/// Median and minimum time per call of `f`, in µs.
+fn measure(batch: Duration, mut f: impl FnMut(usize)) -> (f64, f64) {
+    // Calibrate: how many calls fill a batch.
+    let mut n = 1usize;
+    loop {
+        let t = Instant::now();
+        for i in 0..n {
+            f(i);
+        }
+        if t.elapsed() >= batch / 4 || n >= 1 << 30 {
+            let per = t.elapsed().as_secs_f64() / n as f64;
+            n = ((batch.as_secs_f64() / per.max(1e-9)) as usize).max(1);
+            break;
+        }
+        n *= 2;
+    }
+    let mut per_call: Vec<f64> = (0..BATCHES)
+        .map(|_| {
+            let t = Instant::now();
+            for i in 0..n {
+                f(i);
+            }
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    (per_call[BATCHES / 2], per_call[0])
+}
+
+fn fmt((median, min): (f64, f64)) -> String {
+    if median < 1.0 {
+        format!("{:.3} ({:.3})", median, min)
+    } else {
+        format!("{:.1} ({:.1})", median, min)
+    }
+}
+
+fn algorithm(alg: &str) -> Option<Algorithm> {
+    alg.parse().ok()
+}
+
+fn row(
+    a: &AlgFixture,
+    rules: &SignedRules,
+    jwks: &JwkSet,
+    now: i64,
+    batch: Duration,
+) -> Result<String, String> {
+    let token = a.token.as_bytes();
+    // A measurement of a refusal would be meaningless: check the answers first.
+    signed::verify(rules, token, now)
+        .map_err(|e| format!("{}: the valid token is refused ({e:?})", a.alg))?;
+    let forged: Vec<&[u8]> = a.forged.iter().map(|t| t.as_bytes()).collect();
+    for t in &forged {
+        if signed::verify(rules, t, now) != Err(signed::SignedError::BadSignature) {
+            return Err(format!(
+                "{}: a forged token is not refused as a bad signature",
+                a.alg
+            ));
+        }
+    }
+    let jwk = jwks
+        .find(a.kid)
+        .ok_or_else(|| format!("{}: no key {}", a.alg, a.kid))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("{}: {e}", a.alg))?;
+    let alg = algorithm(a.alg).ok_or_else(|| format!("{}: unknown algorithm", a.alg))?;
+    let (message, sig) = a
+        .token
+        .rsplit_once('.')
+        .ok_or_else(|| format!("{}: not a JWS", a.alg))?;
+    if !jsonwebtoken::crypto::verify(sig, message.as_bytes(), &key, alg).unwrap_or(false) {
+        return Err(format!("{}: jsonwebtoken refuses the valid token", a.alg));
+    }
+
+    let valid = measure(batch, |_| {
+        let _ = black_box(signed::verify(rules, black_box(token), now));
+    });
+    let bad = measure(batch, |i| {
+        let t = forged
+            .get(i % forged.len().max(1))
+            .copied()
+            .unwrap_or(token);
+        let _ = black_box(signed::verify(rules, black_box(t), now));
+    });
+    let sig_only = measure(batch, |_| {
+        let _ = black_box(jsonwebtoken::crypto::verify(
+            black_box(sig),
+            black_box(message.as_bytes()),
+            &key,
+            alg,
+        ));
+    });
+    let hit = measure(batch, |_| {
+        let _ = black_box(signed::is_signed_shape(black_box(token)));
+    });
+    Ok(format!(
+        "| {} | {} | {} | {} | {} | {} |",
+        a.alg,
+        token.len(),
+        fmt(valid),
+        fmt(bad),
+        fmt(sig_only),
+        fmt(hit),
+    ))
+}
+
+fn main() -> ExitCode {
+    let seconds: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let batch = Duration::from_secs_f64(seconds.max(0.01) / BATCHES as f64);
+    let fixtures = match signed_fixtures::make(1000) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("verify-cost: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = match KeySet::parse(fixtures.jwks.as_bytes()) {
+        Ok(k) => Rc::new(k),
+        Err(e) => {
+            eprintln!("verify-cost: the key set is refused: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let jwks: JwkSet = match serde_json::from_str(&fixtures.jwks) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("verify-cost: jsonwebtoken cannot read the key set: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rules = SignedRules {
+        keys,
+        leeway_secs: 0,
+        issuer: None,
+        audience: None,
+        revoked: None,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    println!("µs per call, median over {BATCHES} batches (minimum in brackets)\n");
+    println!("| algorithm | token bytes | verify, valid | verify, forged | jsonwebtoken::crypto::verify alone | is_signed_shape (cache hit) |");
+    println!("|---|---|---|---|---|---|");
+    let mut failed = false;
+    for a in &fixtures.algs {
+        match row(a, &rules, &jwks, now, batch) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("verify-cost: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
