@@ -92,7 +92,6 @@ HOT=t0000000
 BAD=not-a-token-0
 ORIGIN="http://127.0.0.1:$PORT"
 MEM_ORIGIN="http://127.0.0.1:$MEM_PORT"
-NOCACHE_ORIGIN="http://127.0.0.1:$NOCACHE_PORT"
 SIGNED_ALGS=(HS256 ES256 EdDSA RS256)
 
 ensure_packages "${BUILD_PACKAGES[@]}" wrk curl strace procps util-linux
@@ -685,6 +684,8 @@ machine() {
     kernel=$(uname -sr)
     echo "$cpu, $(nproc) CPUs; $kernel; $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') (vendored, one worker); wrk $(wrk -v 2>&1 | awk 'NR==1 { print $2 }')"
 }
-target/release/bench-table "$RESULTS" $([ "$SIGNED_ONLY" = 1 ] && echo --signed-only) \
+TABLE_ARGS=()
+[ "$SIGNED_ONLY" = 1 ] && TABLE_ARGS=(--signed-only)
+target/release/bench-table "$RESULTS" "${TABLE_ARGS[@]}" \
     --machine "$(machine)" \
     --settings "rounds=$ROUNDS duration=${DURATION}s scale_duration=${SCALE_DURATION}s ws_duration=${WS_DURATION}s connections=$CONNECTIONS ws_connections=$WS_CONNECTIONS pinned=$([ ${#NGINX_CPU[@]} -gt 0 ] && echo yes || echo no)"
