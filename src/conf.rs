@@ -446,8 +446,9 @@ impl Merge for LocConf {
         }
         self.access = token_dir.map(|dir| Access {
             policy: Policy {
-                dir: dir.path,
+                dir: Some(dir.path),
                 dir_id: dir.id,
+                signed: None,
                 cookie_name,
                 origins,
                 require_origin: self.require_origin == 1,

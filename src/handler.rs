@@ -134,7 +134,7 @@ unsafe fn decide(r: *mut ngx_http_request_t, mcf: &MainConf, access: &Access) ->
 
     let refusal = match decision {
         // SAFETY: r is valid and being processed by this worker.
-        Ok(token) => match unsafe { session::track(r, access, token.as_bytes()) } {
+        Ok(grant) => match unsafe { session::track(r, access, &grant) } {
             Ok(()) => return NGX_OK as ngx_int_t,
             Err(()) => {
                 // SAFETY: r is valid and status_var is the index register() obtained.

@@ -17,6 +17,7 @@ use ngx::ffi::{
     NGX_ERROR, NGX_LOG_CRIT, NGX_LOG_ERR,
 };
 use ngx::http::{HttpModuleMainConf, Request};
+use wcs_token_auth_core::auth::Grant;
 use wcs_token_auth_core::session::{Ending, FreshStore, Registry, Rules, SessionId, Tracked};
 
 use crate::conf::Access;
@@ -44,7 +45,17 @@ static mut TIMER: MaybeUninit<ngx_event_t> = MaybeUninit::zeroed();
 ///
 /// # Safety
 /// `r` must be a valid request being processed by this worker.
-pub unsafe fn track(r: *mut ngx_http_request_t, access: &Access, token: &[u8]) -> Result<(), ()> {
+pub unsafe fn track(
+    r: *mut ngx_http_request_t,
+    access: &Access,
+    grant: &Grant<'_>,
+) -> Result<(), ()> {
+    let (token, Some(dir)) = (grant.as_bytes(), access.policy.dir.as_deref()) else {
+        return Ok(());
+    };
+    if let Grant::Signed(_) = grant {
+        return Ok(());
+    }
     let Some(interval_ms) = access.session_check_ms else {
         return Ok(());
     };
@@ -52,7 +63,7 @@ pub unsafe fn track(r: *mut ngx_http_request_t, access: &Access, token: &[u8]) -
     // outlives it.
     let (mr, pool) = unsafe { ((*r).main, (*(*r).main).pool) };
     let rules = Rules {
-        dir: &access.policy.dir,
+        dir,
         max_age_secs: access.policy.max_age_secs,
         interval_ms,
     };

@@ -2,15 +2,17 @@
 //!
 //! Order matters: the Origin is checked first (it costs no system call), then the cookie and
 //! the token's shape (a malformed token never reaches the filesystem), then the cache, and
-//! only then the token directory.
+//! only then the token directory, or the signature and the revocation directory.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
+use std::os::fd::AsFd;
 
 use crate::cache::{Entry, TokenCache};
 use crate::cookie;
 use crate::expiry;
 use crate::origin::{OriginHeader, OriginPolicy, ServedHost};
+use crate::signed::{self, SignedError, SignedRules};
 use crate::store::{self, DirError, Lookup};
 use crate::token::{self, Token, TokenError};
 
@@ -22,6 +24,12 @@ pub enum Status {
     MalformedToken,
     UnknownToken,
     ExpiredToken,
+    /// A signed token: unknown `kid`, `alg` not the key's, or a wrong signature.
+    BadSignature,
+    /// A signed token whose claims the location's rules refuse.
+    BadClaims,
+    /// A signed token named in the revocation directory.
+    RevokedToken,
     OriginDenied,
     Error,
     /// An allowed request the module closed because its token file was removed (or its
@@ -39,6 +47,9 @@ impl Status {
             Status::MalformedToken => "malformed_token",
             Status::UnknownToken => "unknown_token",
             Status::ExpiredToken => "expired_token",
+            Status::BadSignature => "bad_signature",
+            Status::BadClaims => "bad_claims",
+            Status::RevokedToken => "revoked_token",
             Status::OriginDenied => "origin_denied",
             Status::Error => "error",
             Status::SessionRevoked => "session_revoked",
@@ -50,14 +61,45 @@ impl Status {
 /// A location's rules, built once when the configuration is merged.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// The token directory, absolute.
-    pub dir: CString,
+    /// The token directory, absolute; `None` where only signed tokens are accepted.
+    pub dir: Option<CString>,
     /// Identifies `dir` in the shared cache.
     pub dir_id: u32,
+    /// `jwks=` and the rules that go with it; `None`: no signed tokens here.
+    pub signed: Option<SignedPolicy>,
     pub cookie_name: Vec<u8>,
     pub origins: OriginPolicy,
     pub require_origin: bool,
     pub max_age_secs: Option<u64>,
+}
+
+/// A location's rules for signed tokens, and their id in the shared cache: locations whose
+/// rules are equal share an id, so a token verified under one set of rules is never taken as
+/// verified under another.
+#[derive(Debug, Clone)]
+pub struct SignedPolicy {
+    pub rules: SignedRules,
+    /// Never equal to a token directory's id.
+    pub id: u32,
+}
+
+/// What a request was let through with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant<'a> {
+    /// A token that names a file in the token directory.
+    File(Token<'a>),
+    /// A signed token's bytes, verified under the location's rules.
+    Signed(&'a [u8]),
+}
+
+impl<'a> Grant<'a> {
+    /// The cookie value that was granted.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Grant::File(t) => t.as_bytes(),
+            Grant::Signed(t) => t,
+        }
+    }
 }
 
 /// What the decision needs from the request.
@@ -75,7 +117,7 @@ pub struct RequestHeaders<'a, C> {
 pub struct Clock {
     /// Monotonic milliseconds, for the cache.
     pub now_ms: u64,
-    /// Wall-clock seconds since the epoch, for `max_age`.
+    /// Wall-clock seconds since the epoch, for `max_age` and a signed token's claims.
     pub unix_secs: i64,
 }
 
@@ -90,9 +132,15 @@ pub enum Refusal<'a> {
     MalformedToken(&'a [u8]),
     UnknownToken(&'a [u8]),
     ExpiredToken(&'a [u8]),
+    BadSignature(&'a [u8]),
+    BadClaims(&'a [u8]),
+    RevokedToken(&'a [u8]),
     /// The token directory (named here) is unusable: [`DirError::Missing`] is the operator's
     /// mistake, [`DirError::Failed`] a broken server.
     Dir(&'a CStr, DirError),
+    /// The revocation directory (named here) is unusable. Either way a broken server: without
+    /// it no token can be known not to be revoked.
+    RevokedDir(&'a CStr, DirError),
 }
 
 impl Refusal<'_> {
@@ -103,19 +151,25 @@ impl Refusal<'_> {
             Refusal::MalformedToken(_) => Status::MalformedToken,
             Refusal::UnknownToken(_) => Status::UnknownToken,
             Refusal::ExpiredToken(_) => Status::ExpiredToken,
-            Refusal::Dir(..) => Status::Error,
+            Refusal::BadSignature(_) => Status::BadSignature,
+            Refusal::BadClaims(_) => Status::BadClaims,
+            Refusal::RevokedToken(_) => Status::RevokedToken,
+            Refusal::Dir(..) | Refusal::RevokedDir(..) => Status::Error,
         }
     }
 
     /// The server, not the client, is at fault: 500 and a `crit` line rather than 403.
     pub fn is_server_fault(&self) -> bool {
-        matches!(self, Refusal::Dir(_, DirError::Failed(_)))
+        matches!(
+            self,
+            Refusal::Dir(_, DirError::Failed(_)) | Refusal::RevokedDir(..)
+        )
     }
 
     /// The system error behind the refusal, for nginx to append to the log line.
     pub fn os_error(&self) -> Option<i32> {
         match self {
-            Refusal::Dir(_, e) => e.io_error().raw_os_error(),
+            Refusal::Dir(_, e) | Refusal::RevokedDir(_, e) => e.io_error().raw_os_error(),
             _ => None,
         }
     }
@@ -143,6 +197,17 @@ impl fmt::Display for Refusal<'_> {
             Refusal::ExpiredToken(c) => {
                 write!(f, "expired token in cookie \"{}\"", c.escape_ascii())
             }
+            Refusal::BadSignature(c) => {
+                let c = c.escape_ascii();
+                write!(f, "bad signature on signed token in cookie \"{c}\"")
+            }
+            Refusal::BadClaims(c) => {
+                let c = c.escape_ascii();
+                write!(f, "bad claims in signed token in cookie \"{c}\"")
+            }
+            Refusal::RevokedToken(c) => {
+                write!(f, "revoked token in cookie \"{}\"", c.escape_ascii())
+            }
             Refusal::Dir(dir, DirError::Missing(_)) => {
                 let dir = dir.to_bytes().escape_ascii();
                 write!(f, "token directory \"{dir}\" does not exist")
@@ -150,6 +215,14 @@ impl fmt::Display for Refusal<'_> {
             Refusal::Dir(dir, DirError::Failed(_)) => {
                 let dir = dir.to_bytes().escape_ascii();
                 write!(f, "cannot read token directory \"{dir}\"")
+            }
+            Refusal::RevokedDir(dir, DirError::Missing(_)) => {
+                let dir = dir.to_bytes().escape_ascii();
+                write!(f, "revocation directory \"{dir}\" does not exist")
+            }
+            Refusal::RevokedDir(dir, DirError::Failed(_)) => {
+                let dir = dir.to_bytes().escape_ascii();
+                write!(f, "cannot read revocation directory \"{dir}\"")
             }
         }
     }
@@ -162,12 +235,15 @@ pub fn status<T>(decision: &Result<T, Refusal<'_>>) -> Status {
         .map_or_else(Refusal::status, |_| Status::Allowed)
 }
 
+/// Decides a request: which path the cookie value takes is the location's to say. With
+/// signed rules, a value in JWS compact form is a signed token; any other value is a token
+/// file's name where a token directory is configured, and malformed where none is.
 pub fn authorize<'a, C>(
     policy: &'a Policy,
     req: RequestHeaders<'a, C>,
     cache: &mut TokenCache,
     clock: Clock,
-) -> Result<Token<'a>, Refusal<'a>>
+) -> Result<Grant<'a>, Refusal<'a>>
 where
     C: IntoIterator<Item = &'a [u8]>,
 {
@@ -179,6 +255,29 @@ where
     }
     let cookie_name = policy.cookie_name.as_slice();
     let value = cookie::find(req.cookies, cookie_name).unwrap_or_default();
+    if value.is_empty() {
+        return Err(Refusal::NoToken(cookie_name));
+    }
+    if let Some(sp) = &policy.signed {
+        if signed::is_signed_shape(value) {
+            return authorize_signed(sp, cookie_name, value, cache, clock);
+        }
+    }
+    match &policy.dir {
+        Some(dir) => authorize_file(policy, dir, cookie_name, value, cache, clock),
+        None => Err(Refusal::MalformedToken(cookie_name)),
+    }
+}
+
+/// The token directory's path: the cache, then the file's presence and age.
+fn authorize_file<'a>(
+    policy: &Policy,
+    dir: &'a CStr,
+    cookie_name: &'a [u8],
+    value: &'a [u8],
+    cache: &mut TokenCache,
+    clock: Clock,
+) -> Result<Grant<'a>, Refusal<'a>> {
     let token = match token::parse(value) {
         Ok(t) => t,
         Err(TokenError::Empty) => return Err(Refusal::NoToken(cookie_name)),
@@ -187,16 +286,16 @@ where
     let fresh = |mtime: i64| expiry::is_fresh(mtime, clock.unix_secs, policy.max_age_secs);
 
     let key = token.as_bytes();
-    if let Some(entry) = cache.get(policy.dir_id, key, clock.now_ms) {
-        if fresh(entry.mtime) {
-            return Ok(token);
+    if let Some(Entry::File { mtime }) = cache.get(policy.dir_id, key, clock.now_ms) {
+        if fresh(mtime) {
+            return Ok(Grant::File(token));
         }
         // Expired by the cached mtime; the file may have been touched since, so look again.
     }
-    match store::lookup(&policy.dir, token) {
+    match store::lookup(dir, token) {
         Ok(Lookup::Found { mtime }) if fresh(mtime) => {
-            cache.insert(policy.dir_id, key, Entry { mtime }, clock.now_ms);
-            Ok(token)
+            cache.insert(policy.dir_id, key, Entry::File { mtime }, clock.now_ms);
+            Ok(Grant::File(token))
         }
         Ok(Lookup::Found { .. }) => {
             cache.remove(policy.dir_id, key);
@@ -206,8 +305,54 @@ where
             cache.remove(policy.dir_id, key);
             Err(Refusal::UnknownToken(cookie_name))
         }
-        Err(e) => Err(Refusal::Dir(&policy.dir, e)),
+        Err(e) => Err(Refusal::Dir(dir, e)),
     }
+}
+
+/// The signed path: the cache (its entry still ends at `exp`), else the signature and
+/// claims, then the revocation directory. Only accepted tokens are cached.
+fn authorize_signed<'a>(
+    sp: &'a SignedPolicy,
+    cookie_name: &'a [u8],
+    token: &'a [u8],
+    cache: &mut TokenCache,
+    clock: Clock,
+) -> Result<Grant<'a>, Refusal<'a>> {
+    if token.len() > signed::MAX_LEN {
+        return Err(Refusal::MalformedToken(cookie_name));
+    }
+    if let Some(entry) = cache.get(sp.id, token, clock.now_ms) {
+        match entry {
+            Entry::Signed { expires_at } if clock.unix_secs < expires_at => {
+                return Ok(Grant::Signed(token));
+            }
+            Entry::Signed { .. } => {
+                cache.remove(sp.id, token);
+                return Err(Refusal::ExpiredToken(cookie_name));
+            }
+            // Not under a rules id; verified afresh below, which replaces it.
+            Entry::File { .. } => {}
+        }
+    }
+    let claims = signed::verify(&sp.rules, token, clock.unix_secs).map_err(|e| match e {
+        SignedError::Malformed => Refusal::MalformedToken(cookie_name),
+        SignedError::BadSignature => Refusal::BadSignature(cookie_name),
+        SignedError::BadClaims => Refusal::BadClaims(cookie_name),
+        SignedError::Expired => Refusal::ExpiredToken(cookie_name),
+    })?;
+    if let Some(revoked) = &sp.rules.revoked {
+        let dir = store::open_dir(revoked).map_err(|e| Refusal::RevokedDir(revoked, e))?;
+        match signed::is_revoked(dir.as_fd(), &claims) {
+            Ok(false) => {}
+            Ok(true) => return Err(Refusal::RevokedToken(cookie_name)),
+            Err(e) => return Err(Refusal::RevokedDir(revoked, e)),
+        }
+    }
+    let entry = Entry::Signed {
+        expires_at: claims.expires_at,
+    };
+    cache.insert(sp.id, token, entry, clock.now_ms);
+    Ok(Grant::Signed(token))
 }
 
 #[cfg(test)]
@@ -230,8 +375,9 @@ mod tests {
             Fixture {
                 dir,
                 policy: Policy {
-                    dir: cdir,
+                    dir: Some(cdir),
                     dir_id: 0,
+                    signed: None,
                     cookie_name: b"AUTH".to_vec(),
                     origins: OriginPolicy::SameOrigin,
                     require_origin: false,
@@ -246,7 +392,7 @@ mod tests {
             origin: OriginHeader<'s>,
             cookies: &[&'s [u8]],
             now_ms: u64,
-        ) -> Result<Token<'s>, Refusal<'s>> {
+        ) -> Result<Grant<'s>, Refusal<'s>> {
             let req = RequestHeaders {
                 origin,
                 host: Some(ServedHost::from_authority(b"wcs.example.com")),
@@ -352,7 +498,7 @@ mod tests {
     fn directory_problems_are_errors() {
         let mut f = Fixture::new();
         let gone = f.dir.path().join("gone");
-        f.policy.dir = CString::new(gone.as_os_str().as_encoded_bytes()).unwrap();
+        f.policy.dir = Some(CString::new(gone.as_os_str().as_encoded_bytes()).unwrap());
         let out = f.ask(OriginHeader::Absent, &[b"AUTH=tok"], 0);
         assert!(matches!(out, Err(Refusal::Dir(_, DirError::Missing(_)))));
         assert_eq!(status(&out), Status::Error);

@@ -18,9 +18,12 @@ type KeyHasher = foldhash::fast::RandomState;
 
 /// What the cache remembers about a valid token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
-    /// Modification time of the token file, seconds since the epoch (for `max_age`).
-    pub mtime: i64,
+pub enum Entry {
+    /// A token file's modification time, seconds since the epoch (for `max_age`).
+    File { mtime: i64 },
+    /// A verified signed token's end (`exp` + leeway), seconds since the epoch: every hit
+    /// checks it, so a cached token is refused the moment it expires.
+    Signed { expires_at: i64 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -31,14 +34,26 @@ struct Cached {
 
 #[derive(Debug)]
 pub struct TokenCache {
-    /// Key is the directory id (4 bytes, little endian) followed by the token. `None` when
+    /// Key is the directory's or signed rules' id (4 bytes, little endian) followed by the
+    /// token. `None` when
     /// `ttl_ms` or `capacity` is 0: the cache is off.
     lru: Option<LruCache<Vec<u8>, Cached, KeyHasher>>,
     ttl_ms: u64,
 }
 
-/// Longest key: directory id and a token of `token::MAX_LEN` bytes.
-const MAX_KEY: usize = 4 + crate::token::MAX_LEN;
+/// Longest token kept: a signed token is the longer kind.
+const MAX_TOKEN: usize = max(crate::token::MAX_LEN, crate::signed::MAX_LEN);
+
+/// Longest key: an id and the longest token.
+const MAX_KEY: usize = 4 + MAX_TOKEN;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 impl TokenCache {
     pub fn new(capacity: usize, ttl_ms: u64) -> TokenCache {
@@ -61,7 +76,7 @@ impl TokenCache {
         self.len() == 0
     }
 
-    /// A fresh entry for `token` in directory `dir`. The entry found becomes the most recently
+    /// A fresh entry for `token` under id `dir` (a token directory's or signed rules'). The entry found becomes the most recently
     /// used even when it was checked `ttl_ms` or more ago and is not returned: the caller then
     /// looks the token up and refreshes the entry in place, or removes it.
     pub fn get(&mut self, dir: u32, token: &[u8], now_ms: u64) -> Option<Entry> {
@@ -111,7 +126,7 @@ mod tests {
     use std::collections::HashSet;
     use std::hash::BuildHasher;
 
-    const E: Entry = Entry { mtime: 7 };
+    const E: Entry = Entry::File { mtime: 7 };
 
     #[test]
     fn remembers_until_ttl() {
@@ -139,8 +154,8 @@ mod tests {
         assert_eq!(c.get(0, b"t", 1000), None);
         c.insert(0, b"v", E, 1000); // evicts u: t was used more recently
         assert_eq!(c.get(0, b"u", 1000), None);
-        c.insert(0, b"t", Entry { mtime: 9 }, 1000);
-        assert_eq!(c.get(0, b"t", 1999), Some(Entry { mtime: 9 }));
+        c.insert(0, b"t", Entry::File { mtime: 9 }, 1000);
+        assert_eq!(c.get(0, b"t", 1999), Some(Entry::File { mtime: 9 }));
         assert_eq!(c.len(), 2);
     }
 
@@ -210,20 +225,37 @@ mod tests {
     fn insert_refreshes_an_existing_entry() {
         let mut c = TokenCache::new(2, 1000);
         c.insert(0, b"a", E, 0);
-        c.insert(0, b"a", Entry { mtime: 9 }, 900);
-        assert_eq!(c.get(0, b"a", 1500), Some(Entry { mtime: 9 }));
+        c.insert(0, b"a", Entry::File { mtime: 9 }, 900);
+        assert_eq!(c.get(0, b"a", 1500), Some(Entry::File { mtime: 9 }));
         assert_eq!(c.len(), 1);
     }
 
     #[test]
     fn overlong_keys_are_ignored() {
         let mut c = TokenCache::new(2, 1000);
-        c.insert(0, &[b'a'; 300], E, 0);
+        let over = [b'a'; crate::signed::MAX_LEN + 1];
+        c.insert(0, &over, E, 0);
         assert!(c.is_empty());
-        assert_eq!(c.get(0, &[b'a'; 300], 0), None);
-        let longest = [b'a'; crate::token::MAX_LEN];
+        assert_eq!(c.get(0, &over, 0), None);
+        let longest = [b'a'; crate::signed::MAX_LEN];
         c.insert(0, &longest, E, 0);
         assert_eq!(c.get(0, &longest, 0), Some(E));
+    }
+
+    #[test]
+    fn signed_entries_keep_their_end_and_their_rules() {
+        let mut c = TokenCache::new(4, 1000);
+        let s = Entry::Signed {
+            expires_at: 1_700_000_000,
+        };
+        let token = [b'x'; crate::signed::MAX_LEN];
+        c.insert(0x8000_0000, &token, s, 0);
+        assert_eq!(c.get(0x8000_0000, &token, 999), Some(s));
+        assert_eq!(c.get(0x8000_0001, &token, 1), None, "other rules");
+        assert_eq!(c.get(0, &token, 1), None, "a token directory's id");
+        assert_eq!(c.get(0x8000_0000, &token, 1000), None, "ttl over");
+        c.remove(0x8000_0000, &token);
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -74,8 +74,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let require_origin = selector & 0x80 != 0;
     let policy = Policy {
-        dir: token_dir().clone(),
+        dir: Some(token_dir().clone()),
         dir_id: 7,
+        signed: None,
         cookie_name: b"AUTH".to_vec(),
         origins: origins.clone(),
         require_origin,
@@ -108,7 +109,9 @@ fuzz_target!(|data: &[u8]| {
             let v = value.expect("allowed without a cookie");
             assert!(VALID.contains(&v), "allowed {}", v.escape_ascii());
         }
-        Err(Refusal::Dir(_, e)) => panic!("the directory is fine: {e:?}"),
+        Err(Refusal::Dir(_, e) | Refusal::RevokedDir(_, e)) => {
+            panic!("the directory is fine: {e:?}")
+        }
         Err(Refusal::Origin(_)) => assert!(!origin_ok),
         Err(refusal) => {
             let s = refusal.status();

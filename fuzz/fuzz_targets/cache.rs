@@ -104,8 +104,13 @@ fuzz_target!(|input: Input| {
                 mtime,
             } => {
                 let (dir, t) = (u32::from(dir % 3), token(t));
-                cache.insert(dir, &t, Entry { mtime }, now);
-                model.insert(dir, &t, Entry { mtime }, now);
+                // Both kinds of entry: the cache stores them alike.
+                let entry = match mtime & 1 {
+                    0 => Entry::File { mtime },
+                    _ => Entry::Signed { expires_at: mtime },
+                };
+                cache.insert(dir, &t, entry, now);
+                model.insert(dir, &t, entry, now);
             }
             Op::Remove { dir, token: t } => {
                 let (dir, t) = (u32::from(dir % 3), token(t));
