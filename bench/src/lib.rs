@@ -3,10 +3,16 @@
 
 pub mod signed_fixtures {
     //! One key per supported algorithm in one public JWK Set, a valid token per key, and
-    //! forged tokens per key: the valid token's header (so a real `kid` and `alg`), a
-    //! well-formed unexpired claims object with random `sub` and `jti`, and random signature
-    //! bytes of the algorithm's length, so that each one costs the verifier one signature
-    //! check and is refused as `bad_signature`.
+    //! forged tokens per key: the valid token's header (so a real `kid` and `alg`) and a
+    //! well-formed unexpired claims object with random `sub` and `jti`, signed by nobody:
+    //! - `forged`: with the valid token's signature, a genuine one over other claims (what
+    //!   an attacker who has seen one token can send), which no verifier can turn down before
+    //!   the whole signature check: the worst case;
+    //! - `forged_random`: with random signature bytes of the algorithm's length, which a
+    //!   verifier may turn down early (an Ed25519 `s` not below the group order, an RSA
+    //!   signature not below the modulus).
+    //!
+    //! Each is refused as `bad_signature`.
     //!
     //! Everything derives from fixed seeds: the same keys and tokens on every run.
 
@@ -41,6 +47,7 @@ pub mod signed_fixtures {
         pub kid: &'static str,
         pub token: String,
         pub forged: Vec<String>,
+        pub forged_random: Vec<String>,
     }
 
     pub struct Fixtures {
@@ -126,27 +133,33 @@ pub mod signed_fixtures {
             let claims = json!({"sub": "bench-user", "iat": IAT, "exp": EXP,
                                 "jti": format!("bench-{kid}")});
             let token = encode(&header, &claims, &key).map_err(|e| format!("{alg}: {e}"))?;
-            let head = token.split('.').next().unwrap_or_default().to_string();
+            let mut parts = token.split('.');
+            let head = parts.next().unwrap_or_default();
+            let genuine = parts.nth(1).unwrap_or_default();
             let mut rng = ChaCha20Rng::from_seed(seed(&format!("{alg} forged")));
+            let mut claims = |i: usize| {
+                let c = json!({"sub": format!("forged-{:08x}", rng.next_u32()),
+                               "iat": IAT, "exp": EXP,
+                               "jti": format!("{i}-{:016x}", rng.next_u64())});
+                b64(c.to_string().as_bytes())
+            };
+            let replayed: Vec<String> = (0..forged)
+                .map(|i| format!("{head}.{}.{genuine}", claims(i)))
+                .collect();
+            let mut sig_rng = ChaCha20Rng::from_seed(seed(&format!("{alg} forged signature")));
             let mut sig = vec![0u8; signature_len(algorithm)];
-            let forged = (0..forged)
+            let random: Vec<String> = (0..forged)
                 .map(|i| {
-                    let claims = json!({"sub": format!("forged-{:08x}", rng.next_u32()),
-                                        "iat": IAT, "exp": EXP,
-                                        "jti": format!("{i}-{:016x}", rng.next_u64())});
-                    rng.fill_bytes(&mut sig);
-                    format!(
-                        "{head}.{}.{}",
-                        b64(claims.to_string().as_bytes()),
-                        b64(&sig)
-                    )
+                    sig_rng.fill_bytes(&mut sig);
+                    format!("{head}.{}.{}", claims(i), b64(&sig))
                 })
                 .collect();
             algs.push(AlgFixture {
                 alg,
                 kid,
+                forged: replayed,
+                forged_random: random,
                 token,
-                forged,
             });
         }
         Ok(Fixtures {

@@ -2,9 +2,10 @@
 //!
 //! Writes the signed-token fixtures of `bench/bench.sh` into DIR: `public.json` (the public
 //! JWK Set: HS256, ES256, EdDSA and RS256 keys, `kid` hs256, es256, eddsa, rs256), and per
-//! algorithm `ALG.token` (a valid token, expiring in 2100) and `ALG.forged` (FORGED forged
-//! tokens, 1,000 by default, one a line: a real header, random claims and signature). The
-//! same files on every run (fixed seeds).
+//! algorithm `ALG.token` (a valid token, expiring in 2100), `ALG.forged` (FORGED forged
+//! tokens, 1,000 by default, one a line: a real header, random claims, the valid token's
+//! signature) and `ALG.forged-random` (the same with random signature bytes). The same files
+//! on every run (fixed seeds).
 
 use std::fs;
 use std::path::Path;
@@ -26,6 +27,9 @@ fn run(dir: &Path, forged: usize) -> Result<(), String> {
         let mut lines = a.forged.join("\n");
         lines.push('\n');
         write(dir, &format!("{}.forged", a.alg), &lines)?;
+        let mut lines = a.forged_random.join("\n");
+        lines.push('\n');
+        write(dir, &format!("{}.forged-random", a.alg), &lines)?;
     }
     Ok(())
 }

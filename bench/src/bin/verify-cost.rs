@@ -4,8 +4,9 @@
 //! RS256; the keys and tokens of `signed-fixtures`), measured on `wcs_token_auth_core::signed`
 //! as the module calls it:
 //! - `verify`, valid token: a cache miss (signature and claims);
-//! - `verify`, forged token (real header and `kid`, random claims and signature): what a
-//!   flood of forgeries costs;
+//! - `verify`, forged tokens (real header and `kid`, random claims): with a genuine signature
+//!   over other claims (the flood of `bench.sh`: a whole signature check each), and with
+//!   random signature bytes (which some algorithms turn down early);
 //! - `jsonwebtoken::crypto::verify` alone on the valid token (the signature check, the key
 //!   built from its JWK once), to show how much of `verify` is the signature;
 //! - `is_signed_shape`: the signed-token work of a cache hit besides the cache look-up (the
@@ -79,7 +80,8 @@ fn row(
     signed::verify(rules, token, now)
         .map_err(|e| format!("{}: the valid token is refused ({e:?})", a.alg))?;
     let forged: Vec<&[u8]> = a.forged.iter().map(|t| t.as_bytes()).collect();
-    for t in &forged {
+    let forged_random: Vec<&[u8]> = a.forged_random.iter().map(|t| t.as_bytes()).collect();
+    for t in forged.iter().chain(&forged_random) {
         if signed::verify(rules, t, now) != Err(signed::SignedError::BadSignature) {
             return Err(format!(
                 "{}: a forged token is not refused as a bad signature",
@@ -103,13 +105,13 @@ fn row(
     let valid = measure(batch, |_| {
         let _ = black_box(signed::verify(rules, black_box(token), now));
     });
-    let bad = measure(batch, |i| {
-        let t = forged
-            .get(i % forged.len().max(1))
-            .copied()
-            .unwrap_or(token);
-        let _ = black_box(signed::verify(rules, black_box(t), now));
-    });
+    let bad = |set: &[&[u8]]| {
+        measure(batch, |i| {
+            let t = set.get(i % set.len().max(1)).copied().unwrap_or(token);
+            let _ = black_box(signed::verify(rules, black_box(t), now));
+        })
+    };
+    let (bad, bad_random) = (bad(&forged), bad(&forged_random));
     let sig_only = measure(batch, |_| {
         let _ = black_box(jsonwebtoken::crypto::verify(
             black_box(sig),
@@ -122,11 +124,12 @@ fn row(
         let _ = black_box(signed::is_signed_shape(black_box(token)));
     });
     Ok(format!(
-        "| {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} |",
         a.alg,
         token.len(),
         fmt(valid),
         fmt(bad),
+        fmt(bad_random),
         fmt(sig_only),
         fmt(hit),
     ))
@@ -170,8 +173,8 @@ fn main() -> ExitCode {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     println!("µs per call, median over {BATCHES} batches (minimum in brackets)\n");
-    println!("| algorithm | token bytes | verify, valid | verify, forged | jsonwebtoken::crypto::verify alone | is_signed_shape (cache hit) |");
-    println!("|---|---|---|---|---|---|");
+    println!("| algorithm | token bytes | verify, valid | verify, forged (genuine signature) | verify, forged (random signature) | jsonwebtoken::crypto::verify alone | is_signed_shape (cache hit) |");
+    println!("|---|---|---|---|---|---|---|");
     let mut failed = false;
     for a in &fixtures.algs {
         match row(a, &rules, &jwks, now, batch) {
