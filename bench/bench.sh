@@ -471,42 +471,71 @@ fi
 
 # --- callgrind: instructions per request, reproducible ----------------------------------------
 if [ "$MODE" = callgrind ]; then
-    "$NGINX" -p "$RUN/main" -s stop
-    sleep 0.5
-    sed -i 's/^worker_processes 1;/worker_processes 1; master_process off; daemon off;/' "$RUN/main/conf/nginx.conf"
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$RUN/main/callgrind.%p" \
-        "$NGINX" -p "$RUN/main" -c "$RUN/main/conf/nginx.conf" >"$RUN/main/valgrind.log" 2>&1 &
-    VG=$!
+    # Restarts the nginx of prefix $1 (port $2) as one process under callgrind; prints its pid.
+    callgrind_start() {
+        "$NGINX" -p "$RUN/$1" -s stop
+        sleep 0.5
+        sed -i 's/^worker_processes 1;/worker_processes 1; master_process off; daemon off;/' "$RUN/$1/conf/nginx.conf"
+        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$RUN/$1/callgrind.%p" \
+            "$NGINX" -p "$RUN/$1" -c "$RUN/$1/conf/nginx.conf" >"$RUN/$1/valgrind.log" 2>&1 &
+        echo $!
+        for _ in $(seq 100); do port_taken "$2" && break; sleep 0.2; done
+    }
+    # Instructions per request of 2 s of wrk (one connection) on one path; keeps the profile.
+    callgrind_count() { # $1: valgrind pid, $2: prefix, $3: port, $4: path, $5: token mode, $6: token, $7: profile name
+        local out reqs ir profile="$RUN/$2/callgrind.$7"
+        status_at "$3" "$4" "$6" >/dev/null
+        callgrind_control -z "$1" >/dev/null
+        callgrind_control -i on "$1" >/dev/null
+        out=$(WRK_MODE=$5 WRK_ORIGIN="http://127.0.0.1:$3" WRK_TOKEN=$6 WRK_NTOK=1000 \
+            "${LOAD_CPU[@]}" wrk -t1 -c1 -d2s -s bench/wrk.lua "http://127.0.0.1:$3$4" | grep '^BENCH')
+        callgrind_control -i off "$1" >/dev/null
+        callgrind_control -d "$7" "$1" >/dev/null
+        mv "$(ls "$RUN/$2/callgrind.$1".* | head -n 1)" "$profile"
+        reqs=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+        ir=$(awk '/^totals:/ { print $2 }' "$profile")
+        echo $((ir / reqs))
+    }
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b / a }'; }
+    VG=$(callgrind_start main "$PORT")
     PIDS_TO_STOP+=("$VG")
-    for _ in $(seq 100); do port_taken "$PORT" && break; sleep 0.2; done
-    echo "| workload | tokens | variant | instructions/request | × none |"
-    echo "|---|---|---|---|---|"
-    for cell in "static hot" "proxy hot" "static rotate" "static random"; do
-        set -- $cell
-        base=
-        for v in "${VARIANTS[@]}"; do
-            path="/$1/$v/$MAIN_DIR/index.html"
-            status_of "$path" "$HOT" >/dev/null
-            callgrind_control -z "$VG" >/dev/null
-            callgrind_control -i on "$VG" >/dev/null
-            out=$(WRK_MODE=$2 WRK_ORIGIN=$ORIGIN WRK_TOKEN=$HOT WRK_NTOK=1000 \
-                "${LOAD_CPU[@]}" wrk -t1 -c1 -d2s -s bench/wrk.lua "http://127.0.0.1:$PORT$path" | grep '^BENCH')
-            callgrind_control -i off "$VG" >/dev/null
-            callgrind_control -d "$v" "$VG" >/dev/null
-            profile="$RUN/main/callgrind.$1.$2.$v"
-            mv "$(ls "$RUN/main/callgrind.$VG".* | head -n 1)" "$profile"
-            reqs=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
-            ir=$(awk '/^totals:/ { print $2 }' "$profile")
-            per=$((ir / reqs))
-            [ "$v" = none ] && base=$per
-            echo "| $1 | $2 | $v | $per | $(awk -v a="$per" -v b="$base" 'BEGIN { printf "%.3f", b / a }') |"
+    if [ "$SIGNED_ONLY" = 0 ]; then
+        echo "| workload | tokens | variant | instructions/request | × none |"
+        echo "|---|---|---|---|---|"
+        for cell in "static hot" "proxy hot" "static rotate" "static random"; do
+            set -- $cell
+            base=
+            for v in "${VARIANTS[@]}"; do
+                per=$(callgrind_count "$VG" main "$PORT" "/$1/$v/$MAIN_DIR/index.html" "$2" "$HOT" "$1.$2.$v")
+                [ "$v" = none ] && base=$per
+                echo "| $1 | $2 | $v | $per | $(ratio "$per" "$base") |"
+            done
         done
+        echo
+    fi
+    # Signed tokens on the static file: cached here, then every request verifying in the
+    # nocache nginx; the difference is the verification.
+    declare -A CACHED
+    CACHED[module]=$(callgrind_count "$VG" main "$PORT" "/static/module/$MAIN_DIR/index.html" hot "$HOT" static.hot.module)
+    for alg in "${SIGNED_ALGS[@]}"; do
+        CACHED[$alg]=$(callgrind_count "$VG" main "$PORT" /static/signed/index.html hot "${SIGNED_TOKEN[$alg]}" "static.hot.$alg")
     done
+    kill "$VG"
+    VG=$(callgrind_start nocache "$NOCACHE_PORT")
+    PIDS_TO_STOP+=("$VG")
+    echo "| token | cached: instructions/request | × cached file token | cache off: instructions/request | cache off − cached |"
+    echo "|---|---|---|---|---|"
+    for v in module "${SIGNED_ALGS[@]}"; do
+        path=/static/signed/index.html token=${SIGNED_TOKEN[$v]:-$HOT}
+        [ "$v" = module ] && path=/static/module/index.html
+        off=$(callgrind_count "$VG" nocache "$NOCACHE_PORT" "$path" hot "$token" "static.hot.$v")
+        echo "| $([ "$v" = module ] && echo "file token" || echo "$v") | ${CACHED[$v]} | $(ratio "${CACHED[$v]}" "${CACHED[module]}") | $off | $((off - CACHED[$v])) |"
+    done
+    kill "$VG"
     echo
-    echo "Profiles: $RUN/main/callgrind.WORKLOAD.TOKENS.VARIANT (read them with callgrind_annotate)."
+    echo "Profiles: $RUN/{main,nocache}/callgrind.WORKLOAD.TOKENS.VARIANT (read them with callgrind_annotate)."
     echo "User-space instructions only: the seed's stat() and the module's lookups on a cache miss"
     echo "cost kernel time that callgrind does not see."
-    kill "$VG"
     exit 0
 fi
 
