@@ -9,23 +9,26 @@ use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
 use core::ptr;
 use std::cell::RefCell;
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_full_name, ngx_conf_log_error, ngx_conf_set_flag_slot, ngx_conf_t,
-    ngx_flag_t, ngx_hash_key, ngx_http_header_t, ngx_http_headers_in, ngx_int_t, ngx_str_t,
-    ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
-    NGX_LOG_EMERG,
+    ngx_err_t, ngx_flag_t, ngx_hash_key, ngx_http_header_t, ngx_http_headers_in, ngx_int_t,
+    ngx_str_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
+    NGX_CONF_UNSET, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
-use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
+use ngx::http::HttpModuleMainConf;
 use ngx::ngx_string;
-use wcs_token_auth_core::auth::Policy;
+use wcs_token_auth_core::auth::{Policy, SignedPolicy};
 use wcs_token_auth_core::cache::TokenCache;
-use wcs_token_auth_core::directive;
+use wcs_token_auth_core::directive::{self, TokenAuth};
 use wcs_token_auth_core::header_name::same_cgi_name;
 use wcs_token_auth_core::origin::OriginPolicy;
+use wcs_token_auth_core::signed::{KeySet, SignedRules};
 
 use crate::Module;
 
@@ -38,6 +41,10 @@ pub struct MainConf {
     cache_size: Option<usize>,
     /// Distinct token directories; a directory's index is its id in the cache keys.
     dirs: Vec<CString>,
+    /// Key sets by absolute path: each file is read once per configuration load.
+    key_sets: Vec<(CString, Rc<KeySet>)>,
+    /// Distinct signed rules; an index plus [`RULES_ID_BASE`] is their id in the cache keys.
+    signed_rules: Vec<RulesKey>,
     /// Index of `$wcs_token_auth_status` in `r->variables`.
     pub status_var: ngx_int_t,
     /// Each worker fills its own copy: configuration memory is private after fork.
@@ -50,9 +57,39 @@ impl Default for MainConf {
             cache_ttl_ms: None,
             cache_size: None,
             dirs: Vec::new(),
+            key_sets: Vec::new(),
+            signed_rules: Vec::new(),
             status_var: NGX_CONF_UNSET as ngx_int_t,
             cache: RefCell::new(TokenCache::new(0, 0)),
         }
+    }
+}
+
+/// Signed rules' ids start here, so that they never equal a token directory's id.
+const RULES_ID_BASE: u32 = 0x8000_0000;
+
+/// What makes two locations' signed rules the same: then they share cache entries.
+#[derive(Debug, PartialEq, Eq)]
+struct RulesKey {
+    /// Index in [`MainConf::key_sets`].
+    key_set: usize,
+    leeway_secs: u64,
+    issuer: Option<String>,
+    audience: Option<String>,
+    revoked: Option<CString>,
+}
+
+impl MainConf {
+    /// The cache id of `key`, the same for equal rules.
+    fn rules_id(&mut self, key: RulesKey) -> u32 {
+        let i = match self.signed_rules.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                self.signed_rules.push(key);
+                self.signed_rules.len() - 1
+            }
+        };
+        RULES_ID_BASE.wrapping_add(i as u32)
     }
 }
 
@@ -61,7 +98,7 @@ impl Default for MainConf {
 #[derive(Debug)]
 pub struct LocConf {
     /// `Some(None)` is `wcs_token_auth off`.
-    token_dir: Option<Option<TokenDir>>,
+    token_auth: Option<Option<TokenAuthConf>>,
     cookie_name: Option<Vec<u8>>,
     origins: Option<OriginPolicy>,
     require_origin: ngx_flag_t,
@@ -71,6 +108,11 @@ pub struct LocConf {
     max_age_secs: Option<Option<u64>>,
     /// `wcs_token_auth_session_check`, in milliseconds; `Some(None)` is `off`.
     session_check_ms: Option<Option<u64>>,
+    jwt_leeway_secs: Option<u64>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    /// `wcs_token_auth_revoked`, absolute; `Some(None)` is `off`.
+    revoked: Option<Option<CString>>,
     /// What the handler enforces here; `None` where the module is off.
     pub access: Option<Access>,
 }
@@ -78,13 +120,17 @@ pub struct LocConf {
 impl Default for LocConf {
     fn default() -> Self {
         LocConf {
-            token_dir: None,
+            token_auth: None,
             cookie_name: None,
             origins: None,
             require_origin: NGX_CONF_UNSET as ngx_flag_t,
             client_ip_header: None,
             max_age_secs: None,
             session_check_ms: None,
+            jwt_leeway_secs: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            revoked: None,
             access: None,
         }
     }
@@ -99,10 +145,24 @@ pub struct Access {
     pub session_check_ms: Option<u64>,
 }
 
+/// `wcs_token_auth DIR jwks=FILE`: at least one of the two.
+#[derive(Debug, Clone)]
+struct TokenAuthConf {
+    dir: Option<TokenDir>,
+    keys: Option<KeySetRef>,
+}
+
 #[derive(Debug, Clone)]
 struct TokenDir {
     path: CString,
     id: u32,
+}
+
+#[derive(Debug, Clone)]
+struct KeySetRef {
+    /// Index in [`MainConf::key_sets`].
+    index: usize,
+    keys: Rc<KeySet>,
 }
 
 /// A request header the module sets, with the lowercase form and hash nginx expects.
@@ -142,11 +202,11 @@ macro_rules! value_slot {
     }};
 }
 
-pub static mut COMMANDS: [ngx_command_t; 10] = [
+pub static mut COMMANDS: [ngx_command_t; 14] = [
     command(
         ngx_string!("wcs_token_auth"),
-        ANY_LEVEL | NGX_CONF_TAKE1,
-        (set_token_dir, 0),
+        ANY_LEVEL | NGX_CONF_TAKE12,
+        (set_token_auth, 0),
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
@@ -183,6 +243,30 @@ pub static mut COMMANDS: [ngx_command_t; 10] = [
         ngx_string!("wcs_token_auth_session_check"),
         ANY_LEVEL | NGX_CONF_TAKE1,
         value_slot!(LocConf, session_check_ms, SessionCheck),
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("wcs_token_auth_jwt_leeway"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        value_slot!(LocConf, jwt_leeway_secs, JwtLeeway),
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("wcs_token_auth_jwt_issuer"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        value_slot!(LocConf, jwt_issuer, JwtClaimText),
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("wcs_token_auth_jwt_audience"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        value_slot!(LocConf, jwt_audience, JwtClaimText),
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("wcs_token_auth_revoked"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        (set_revoked, 0),
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     // Not ngx_conf_set_msec_slot / ngx_conf_set_num_slot: they would report a bad value as a
@@ -240,71 +324,170 @@ impl Directive<'_> {
 
     /// Logs `invalid value "V" in "NAME" directive, WHY` and fails the configuration.
     fn invalid(&self, value: &[u8], why: &str) -> *mut c_char {
-        let msg = format!(
-            "invalid value \"{}\" in \"{}\" directive, {why}",
-            value.escape_ascii(),
-            self.name.escape_ascii()
-        );
+        let value = value.escape_ascii();
+        self.emerg(
+            0,
+            &format!("invalid value \"{value}\" in {}, {why}", self.in_name()),
+        )
+    }
+
+    /// `"NAME" directive`, as messages name it.
+    fn in_name(&self) -> String {
+        format!("\"{}\" directive", self.name.escape_ascii())
+    }
+
+    /// Logs `msg` (nginx appends the system error `err`, if any, and the file and line) and
+    /// fails the configuration.
+    fn emerg(&self, err: ngx_err_t, msg: &str) -> *mut c_char {
         let msg = CString::new(msg).unwrap_or_default();
         // SAFETY: cf is the running setter's (see `new`); "%s" consumes exactly the one
         // NUL-terminated argument given.
-        unsafe { ngx_conf_log_error(NGX_LOG_EMERG as _, self.cf, 0, c"%s".as_ptr(), msg.as_ptr()) };
+        unsafe {
+            ngx_conf_log_error(
+                NGX_LOG_EMERG as _,
+                self.cf,
+                err,
+                c"%s".as_ptr(),
+                msg.as_ptr(),
+            )
+        };
         NGX_CONF_ERROR
+    }
+
+    /// `path` made absolute against nginx's prefix, or with `conf_prefix` against the
+    /// configuration's; `Err` is the setter's result after the error is logged.
+    fn full_path(&self, path: &[u8], conf_prefix: bool) -> Result<CString, *mut c_char> {
+        let mut full = ngx_str_t {
+            len: path.len(),
+            data: path.as_ptr().cast_mut(),
+        };
+        // SAFETY: cf->cycle is valid while parsing; nginx reads `full` and, for a relative
+        // path, points it at a prefixed copy in the cycle pool, never writing through the old
+        // data.
+        if unsafe { ngx_conf_full_name((*self.cf).cycle, &mut full, conf_prefix.into()) } != 0 {
+            return Err(NGX_CONF_ERROR);
+        }
+        CString::new(full.as_bytes()).map_err(|_| self.invalid(path, "it contains a NUL byte"))
     }
 }
 
-/// `wcs_token_auth DIR | off`: the directory also gets its id in the http block's cache.
+/// `wcs_token_auth [DIR] [jwks=FILE] | off`: the directory gets its id in the http block's
+/// cache, and the key set is read and checked now, once per file and configuration load.
 ///
 /// # Safety
 /// Only nginx calls it, as the setter of a command whose conf is this module's `LocConf`.
-unsafe extern "C" fn set_token_dir(
+unsafe extern "C" fn set_token_auth(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: per this function's contract, conf is the LocConf of the block being parsed.
     let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.token_dir.is_some() {
+    if lcf.token_auth.is_some() {
         return IS_DUPLICATE;
     }
     // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
     let d = unsafe { Directive::new(cf, cmd) };
-    let dir = match directive::token_dir(d.arg()) {
-        Ok(Some(dir)) => dir,
-        Ok(None) => {
-            lcf.token_dir = Some(None);
+    let args: Vec<&[u8]> = d.args.iter().map(ngx_str_t::as_bytes).collect();
+    let (dir, jwks) = match directive::token_auth(&args) {
+        Ok(TokenAuth::Off) => {
+            lcf.token_auth = Some(None);
             return NGX_CONF_OK;
         }
-        Err(why) => return d.invalid(d.arg(), why),
-    };
-    let mut full = ngx_str_t {
-        len: dir.len(),
-        data: dir.as_ptr().cast_mut(),
-    };
-    // SAFETY: cf->cycle is valid while parsing; nginx reads `full` and, for a relative path,
-    // points it at a prefix-relative copy in the cycle pool, never writing through the old data.
-    if unsafe { ngx_conf_full_name((*cf).cycle, &mut full, 0) } != 0 {
-        return NGX_CONF_ERROR;
-    }
-    let Ok(path) = CString::new(full.as_bytes()) else {
-        return d.invalid(full.as_bytes(), "it contains a NUL byte");
+        Ok(TokenAuth::On { dir, jwks }) => (dir, jwks),
+        Err((value, why)) => return d.invalid(value, why),
     };
     // SAFETY: cf is valid (per this function's contract) and its ctx is an http conf ctx in
     // every block this directive is allowed in.
     let Some(mcf) = Module::main_conf_mut(unsafe { &*cf }) else {
         return NGX_CONF_ERROR;
     };
-    let id = match mcf.dirs.iter().position(|d| *d == path) {
+    let dir = match dir.map(|dir| d.full_path(dir, false)).transpose() {
+        Ok(dir) => dir.map(|path| TokenDir {
+            id: intern(&mut mcf.dirs, &path) as u32,
+            path,
+        }),
+        Err(rc) => return rc,
+    };
+    // Relative to the configuration, as nginx's own key and certificate files are.
+    let keys = match jwks.map(|file| d.full_path(file, true)).transpose() {
+        Ok(None) => None,
+        Ok(Some(path)) => match key_set(&d, mcf, path) {
+            Ok(keys) => Some(keys),
+            Err(rc) => return rc,
+        },
+        Err(rc) => return rc,
+    };
+    lcf.token_auth = Some(Some(TokenAuthConf { dir, keys }));
+    NGX_CONF_OK
+}
+
+/// The index of `path` in `paths`, added if new.
+fn intern(paths: &mut Vec<CString>, path: &CString) -> usize {
+    match paths.iter().position(|p| p == path) {
         Some(i) => i,
         None => {
-            mcf.dirs.push(path.clone());
-            mcf.dirs.len() - 1
+            paths.push(path.clone());
+            paths.len() - 1
         }
-    };
-    lcf.token_dir = Some(Some(TokenDir {
-        path,
-        id: id as u32,
-    }));
+    }
+}
+
+/// The key set in file `path`, read and parsed unless this load has already done so; `Err`
+/// is the setter's result after the emerg line naming the file and the reason.
+fn key_set(d: &Directive<'_>, mcf: &mut MainConf, path: CString) -> Result<KeySetRef, *mut c_char> {
+    if let Some(index) = mcf.key_sets.iter().position(|(p, _)| *p == path) {
+        let keys = mcf.key_sets.get(index).map(|(_, k)| Rc::clone(k));
+        return keys
+            .map(|keys| KeySetRef { index, keys })
+            .ok_or(NGX_CONF_ERROR);
+    }
+    let shown = path.to_bytes().escape_ascii();
+    let json = std::fs::read(OsStr::from_bytes(path.to_bytes())).map_err(|e| {
+        let err = e.raw_os_error().unwrap_or(0) as ngx_err_t;
+        d.emerg(
+            err,
+            &format!("cannot read key set \"{shown}\" in {}", d.in_name()),
+        )
+    })?;
+    let keys = KeySet::parse(&json).map_err(|why| {
+        d.emerg(
+            0,
+            &format!("invalid key set \"{shown}\" in {}, {why}", d.in_name()),
+        )
+    })?;
+    let keys = Rc::new(keys);
+    mcf.key_sets.push((path, Rc::clone(&keys)));
+    Ok(KeySetRef {
+        index: mcf.key_sets.len() - 1,
+        keys,
+    })
+}
+
+/// `wcs_token_auth_revoked DIR | off`.
+///
+/// # Safety
+/// Only nginx calls it, as the setter of a command whose conf is this module's `LocConf`.
+unsafe extern "C" fn set_revoked(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: per this function's contract, conf is the LocConf of the block being parsed.
+    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+    if lcf.revoked.is_some() {
+        return IS_DUPLICATE;
+    }
+    // SAFETY: cf and cmd are what nginx passed to this setter, and d does not outlive it.
+    let d = unsafe { Directive::new(cf, cmd) };
+    match directive::revoked_dir(d.arg()) {
+        Ok(None) => lcf.revoked = Some(None),
+        Ok(Some(dir)) => match d.full_path(dir, false) {
+            Ok(path) => lcf.revoked = Some(Some(path)),
+            Err(rc) => return rc,
+        },
+        Err(why) => return d.invalid(d.arg(), why),
+    }
     NGX_CONF_OK
 }
 
@@ -371,6 +554,22 @@ impl Rule for SessionCheck {
     }
 }
 
+struct JwtLeeway;
+impl Rule for JwtLeeway {
+    type Value = u64;
+    fn parse(arg: &[u8]) -> Result<u64, &'static str> {
+        directive::jwt_leeway(arg)
+    }
+}
+
+struct JwtClaimText;
+impl Rule for JwtClaimText {
+    type Value = String;
+    fn parse(arg: &[u8]) -> Result<String, &'static str> {
+        directive::jwt_claim_text(arg)
+    }
+}
+
 struct CacheTtl;
 impl Rule for CacheTtl {
     type Value = u64;
@@ -415,9 +614,36 @@ unsafe extern "C" fn set_value<R: Rule>(
     }
 }
 
-impl Merge for LocConf {
+/// Merges a location's settings with its parent's, with the http block's conf at hand for
+/// the signed rules' ids.
+///
+/// # Safety
+/// Only nginx calls it, as this module's merge_loc_conf, with two `LocConf`s that
+/// create_loc_conf allocated, while the http block's ctx is cf's.
+pub unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: per this function's contract, prev and conf are distinct LocConfs, and cf is
+    // valid with the http block's ctx, whose MainConf is a third allocation.
+    let (prev, this, mcf) = unsafe {
+        (
+            &*prev.cast::<LocConf>(),
+            &mut *conf.cast::<LocConf>(),
+            Module::main_conf_mut(&*cf),
+        )
+    };
+    let Some(mcf) = mcf else {
+        return NGX_CONF_ERROR;
+    };
+    this.merge(prev, mcf);
+    NGX_CONF_OK
+}
+
+impl LocConf {
     /// Inherits what this level does not set, writes the defaults, and builds [`Access`].
-    fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
+    fn merge(&mut self, prev: &LocConf, mcf: &mut MainConf) {
         fn merged<T: Clone>(
             this: &mut Option<T>,
             prev: &Option<T>,
@@ -426,7 +652,14 @@ impl Merge for LocConf {
             this.get_or_insert_with(|| prev.clone().unwrap_or_else(default))
                 .clone()
         }
-        let token_dir = merged(&mut self.token_dir, &prev.token_dir, || None);
+        /// For a setting without a default.
+        fn inherited<T: Clone>(this: &mut Option<T>, prev: &Option<T>) -> Option<T> {
+            if this.is_none() {
+                this.clone_from(prev);
+            }
+            this.clone()
+        }
+        let token_auth = merged(&mut self.token_auth, &prev.token_auth, || None);
         let cookie_name = merged(&mut self.cookie_name, &prev.cookie_name, || {
             b"AUTH".to_vec()
         });
@@ -438,17 +671,42 @@ impl Merge for LocConf {
         });
         let max_age_secs = merged(&mut self.max_age_secs, &prev.max_age_secs, || None);
         let session_check_ms = merged(&mut self.session_check_ms, &prev.session_check_ms, || None);
+        let leeway_secs = merged(&mut self.jwt_leeway_secs, &prev.jwt_leeway_secs, || 0);
+        let issuer = inherited(&mut self.jwt_issuer, &prev.jwt_issuer);
+        let audience = inherited(&mut self.jwt_audience, &prev.jwt_audience);
+        let revoked = merged(&mut self.revoked, &prev.revoked, || None);
         if self.require_origin == NGX_CONF_UNSET as ngx_flag_t {
             self.require_origin = match prev.require_origin {
                 p if p == NGX_CONF_UNSET as ngx_flag_t => 0,
                 p => p,
             };
         }
-        self.access = token_dir.map(|dir| Access {
+        let Some(auth) = token_auth else {
+            self.access = None;
+            return;
+        };
+        let signed = auth.keys.map(|keys| {
+            let id = mcf.rules_id(RulesKey {
+                key_set: keys.index,
+                leeway_secs,
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                revoked: revoked.clone(),
+            });
+            let rules = SignedRules {
+                keys: keys.keys,
+                leeway_secs,
+                issuer,
+                audience,
+                revoked,
+            };
+            SignedPolicy { rules, id }
+        });
+        self.access = Some(Access {
             policy: Policy {
-                dir: Some(dir.path),
-                dir_id: dir.id,
-                signed: None,
+                dir_id: auth.dir.as_ref().map_or(0, |d| d.id),
+                dir: auth.dir.map(|d| d.path),
+                signed,
                 cookie_name,
                 origins,
                 require_origin: self.require_origin == 1,
@@ -457,7 +715,6 @@ impl Merge for LocConf {
             client_ip_header,
             session_check_ms,
         });
-        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use ngx::ffi::{
     NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_CRIT, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
-use wcs_token_auth_core::auth::{self, Clock, Status};
+use wcs_token_auth_core::auth::{self, Clock, Grant, Status};
 use wcs_token_auth_core::cache::TokenCache;
 
 use crate::conf::{Access, MainConf};
@@ -133,15 +133,24 @@ unsafe fn decide(r: *mut ngx_http_request_t, mcf: &MainConf, access: &Access) ->
     unsafe { variables::set_status(r, mcf.status_var, auth::status(&decision)) };
 
     let refusal = match decision {
-        // SAFETY: r is valid and being processed by this worker.
-        Ok(grant) => match unsafe { session::track(r, access, &grant) } {
-            Ok(()) => return NGX_OK as ngx_int_t,
-            Err(()) => {
-                // SAFETY: r is valid and status_var is the index register() obtained.
-                unsafe { variables::set_status(r, mcf.status_var, Status::Error) };
-                return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        Ok(grant) => {
+            let signed = match grant {
+                Grant::Signed(token) => Some(token),
+                Grant::File(_) => None,
+            };
+            // SAFETY: r is valid and being processed by this worker; a signed token is a
+            // value of the main request's Cookie header, which stays in place until the main
+            // request is freed.
+            let kept = unsafe { variables::set_granted_token(r, signed) }
+                // SAFETY: as above.
+                .and_then(|()| unsafe { session::track(r, access, &grant) });
+            if kept.is_ok() {
+                return NGX_OK as ngx_int_t;
             }
-        },
+            // SAFETY: r is valid and status_var is the index register() obtained.
+            unsafe { variables::set_status(r, mcf.status_var, Status::Error) };
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
         Err(refusal) => refusal,
     };
     let (level, code) = if refusal.is_server_fault() {

@@ -126,7 +126,7 @@ static NGX_HTTP_WCS_TOKEN_AUTH_MODULE_CTX: ngx_http_module_t = ngx_http_module_t
     create_srv_conf: None,
     merge_srv_conf: None,
     create_loc_conf: Some(Module::create_loc_conf),
-    merge_loc_conf: Some(Module::merge_loc_conf),
+    merge_loc_conf: Some(conf::merge_loc_conf),
 };
 
 #[cfg(feature = "export-modules")]

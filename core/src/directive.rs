@@ -70,6 +70,76 @@ pub fn token_dir(value: &[u8]) -> Result<Option<&[u8]>, &'static str> {
     }
 }
 
+/// `wcs_token_auth [DIR] [jwks=FILE] | off`, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAuth<'a> {
+    Off,
+    /// At least one of the two is set.
+    On {
+        dir: Option<&'a [u8]>,
+        jwks: Option<&'a [u8]>,
+    },
+}
+
+/// `wcs_token_auth`'s arguments: `off` alone, or a directory and a `jwks=` key set file,
+/// each at most once, at least one of them. `Err` names the argument at fault.
+pub fn token_auth<'a>(args: &[&'a [u8]]) -> Result<TokenAuth<'a>, (&'a [u8], &'static str)> {
+    let (mut dir, mut jwks) = (None, None);
+    for &arg in args {
+        if arg.contains(&0) {
+            return Err((arg, "it contains a NUL byte"));
+        }
+        if arg == b"off" {
+            return match args.len() {
+                1 => Ok(TokenAuth::Off),
+                _ => Err((arg, "\"off\" takes no other parameter")),
+            };
+        }
+        if let Some(file) = arg.strip_prefix(b"jwks=") {
+            if jwks.is_some() {
+                return Err((arg, "\"jwks=\" is given twice"));
+            }
+            if file.is_empty() {
+                return Err((arg, "\"jwks=\" must name a key set file"));
+            }
+            jwks = Some(file);
+        } else if arg.is_empty() {
+            return Err((arg, "it must be a directory, \"jwks=FILE\" or \"off\""));
+        } else if dir.replace(arg).is_some() {
+            return Err((arg, "only one token directory may be given"));
+        }
+    }
+    match (dir, jwks) {
+        (None, None) => Err((b"", "it must be a directory, \"jwks=FILE\" or \"off\"")),
+        (dir, jwks) => Ok(TokenAuth::On { dir, jwks }),
+    }
+}
+
+/// `wcs_token_auth_jwt_leeway`: whole seconds, 0 allowed.
+pub fn jwt_leeway(value: &[u8]) -> Result<u64, &'static str> {
+    parse_time_secs(value).ok_or("it must be a time in whole seconds, such as 30s or 0")
+}
+
+/// `wcs_token_auth_jwt_issuer` and `_audience`: the text a claim must hold, compared as
+/// JSON strings are, so UTF-8.
+pub fn jwt_claim_text(value: &[u8]) -> Result<String, &'static str> {
+    match std::str::from_utf8(value) {
+        Ok("") => Err("it must not be empty"),
+        Ok(v) => Ok(v.to_owned()),
+        Err(_) => Err("it must be UTF-8 text"),
+    }
+}
+
+/// `wcs_token_auth_revoked`: a directory (`Some`), or `off` (`None`).
+pub fn revoked_dir(value: &[u8]) -> Result<Option<&[u8]>, &'static str> {
+    match value {
+        b"off" => Ok(None),
+        b"" => Err("it must be a directory or \"off\""),
+        v if v.contains(&0) => Err("it contains a NUL byte"),
+        v => Ok(Some(v)),
+    }
+}
+
 /// `wcs_token_auth_cookie`: an RFC 6265 cookie-name, that is an RFC 7230 token.
 pub fn cookie_name(value: &[u8]) -> Result<&[u8], &'static str> {
     match is_http_token(value) {
@@ -224,6 +294,79 @@ mod tests {
         assert_eq!(token_dir(b"tokens"), Ok(Some(&b"tokens"[..])));
         assert_eq!(token_dir(b""), Err("it must be a directory or \"off\""));
         assert_eq!(token_dir(b"a\0b"), Err("it contains a NUL byte"));
+    }
+
+    #[test]
+    fn token_auth_takes_a_directory_a_key_set_or_both() {
+        let on = |dir: Option<&'static [u8]>, jwks: Option<&'static [u8]>| {
+            Ok(TokenAuth::On { dir, jwks })
+        };
+        assert_eq!(token_auth(&[b"off"]), Ok(TokenAuth::Off));
+        assert_eq!(token_auth(&[b"tokens"]), on(Some(b"tokens"), None));
+        assert_eq!(token_auth(&[b"jwks=k.json"]), on(None, Some(b"k.json")));
+        assert_eq!(
+            token_auth(&[b"jwks=k.json", b"/t"]),
+            on(Some(b"/t"), Some(b"k.json")),
+            "in either order"
+        );
+        assert_eq!(
+            token_auth(&[b"/t", b"jwks=/k"]),
+            on(Some(b"/t"), Some(b"/k"))
+        );
+    }
+
+    #[test]
+    fn token_auth_refusals_name_the_argument() {
+        type Case = (&'static [&'static [u8]], &'static [u8], &'static str);
+        let cases: [Case; 8] = [
+            (
+                &[b"jwks=a", b"jwks=b"],
+                b"jwks=b",
+                "\"jwks=\" is given twice",
+            ),
+            (
+                &[b"off", b"jwks=x"],
+                b"off",
+                "\"off\" takes no other parameter",
+            ),
+            (
+                &[b"jwks=x", b"off"],
+                b"off",
+                "\"off\" takes no other parameter",
+            ),
+            (
+                &[b"/a", b"/b"],
+                b"/b",
+                "only one token directory may be given",
+            ),
+            (&[b"jwks="], b"jwks=", "\"jwks=\" must name a key set file"),
+            (&[b"a\0b"], b"a\0b", "it contains a NUL byte"),
+            (
+                &[b""],
+                b"",
+                "it must be a directory, \"jwks=FILE\" or \"off\"",
+            ),
+            (&[], b"", "it must be a directory, \"jwks=FILE\" or \"off\""),
+        ];
+        for (args, value, why) in cases {
+            assert_eq!(token_auth(args), Err((value, why)), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn jwt_values() {
+        assert_eq!(jwt_leeway(b"0"), Ok(0));
+        assert_eq!(jwt_leeway(b"30s"), Ok(30));
+        assert_eq!(jwt_leeway(b"2m"), Ok(120));
+        for bad in [&b"500ms"[..], b"", b"-1", b"soon"] {
+            assert!(jwt_leeway(bad).is_err(), "{}", bad.escape_ascii());
+        }
+        assert_eq!(jwt_claim_text(b"https://idp"), Ok("https://idp".into()));
+        assert_eq!(jwt_claim_text(b""), Err("it must not be empty"));
+        assert_eq!(jwt_claim_text(b"\xff"), Err("it must be UTF-8 text"));
+        assert_eq!(revoked_dir(b"off"), Ok(None));
+        assert_eq!(revoked_dir(b"/r"), Ok(Some(&b"/r"[..])));
+        assert!(revoked_dir(b"").is_err() && revoked_dir(b"a\0").is_err());
     }
 
     #[test]
