@@ -51,8 +51,8 @@ struct Data {
     syscalls: BTreeMap<String, (u64, u64, u64)>,
     /// Signed-token algorithms in the order they appeared, with their token's length.
     signed_tokens: Vec<(String, f64)>,
-    /// Forged-token floods per algorithm.
-    signed_floods: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Forged-token floods per algorithm, in the order they ran.
+    signed_floods: Vec<(String, BTreeMap<String, f64>)>,
 }
 
 fn fields(words: &[&str]) -> BTreeMap<String, f64> {
@@ -83,7 +83,7 @@ fn parse(text: &str) -> Data {
             continue;
         }
         if let Some(alg) = head.strip_prefix("signed_flood:") {
-            d.signed_floods.insert(alg.to_string(), fields(rest));
+            d.signed_floods.push((alg.to_string(), fields(rest)));
             continue;
         }
         if head.starts_with("memory") {
