@@ -22,7 +22,7 @@
 # `ratios: seed=.. module=.. auth_request=.. signed=..` (signed: a cached ES256 token against a
 # cached file token).
 #
-#   bench/bench.sh            the full run: about 12 minutes, plus about 2 to build nginx and
+#   bench/bench.sh            the full run: about 13 minutes, plus about 2 to build nginx and
 #                             the module on a fresh clone
 #   bench/bench.sh --quick    1 round of 1 s per cell, smaller floods: two minutes or so
 #   bench/bench.sh --check    only verifies that every variant answers as it must (200/101
@@ -31,7 +31,7 @@
 #                             by valgrind's callgrind in a single-process nginx: reproducible
 #                             on a busy machine, where req/s are not (system calls not counted)
 #   bench/bench.sh --signed   the signed-token cells only (with --quick: 1 round of 1 s);
-#                             about 4 minutes
+#                             about 5 minutes
 #
 # Settings (environment): BENCH_ROUNDS (3), BENCH_DURATION (5, seconds per cell, variants),
 # BENCH_SCALE_DURATION (3, token-directory scale cells), BENCH_WS_DURATION (5),
