@@ -1,6 +1,6 @@
 //! `ngx_http_wcs_token_auth_module`: lets a WebSocket upgrade through to Flashphoner WCS only
-//! when its cookie names a token file, its `Origin` is allowed, and then tells WCS the real
-//! client address.
+//! when its cookie names a token file or holds a signed token (JWT) the location's key set
+//! verifies, its `Origin` is allowed, and then tells WCS the real client address.
 //!
 //! # A request's path through the code
 //!
@@ -24,17 +24,27 @@
 //!   ├─ core::auth::authorize                   (core/src/auth.rs, pure Rust, with the Policy
 //!   │    │                                      that src/conf.rs built when merging)
 //!   │    ├─ origin::OriginPolicy::allows       (core/src/origin.rs)
-//!   │    ├─ cookie::find, token::parse         (core/src/cookie.rs, core/src/token.rs)
-//!   │    ├─ cache::TokenCache::get             (core/src/cache.rs, per worker)
-//!   │    └─ store::lookup                      (core/src/store.rs: openat + fstatat, no symlinks)
+//!   │    ├─ cookie::find                       (core/src/cookie.rs)
+//!   │    ├─ signed path, where jwks= is set    (core/src/signed.rs)
+//!   │    │    and signed::is_signed_shape
+//!   │    │    ├─ cache::TokenCache::get        (under the rules' id; exp checked on a hit)
+//!   │    │    ├─ signed::verify                (the key set's key by kid: signature, claims)
+//!   │    │    └─ signed::is_revoked            (revocation directory: jti./sub. files)
+//!   │    └─ file path, any other value         (no DIR here: malformed_token)
+//!   │         ├─ token::parse                  (core/src/token.rs)
+//!   │         ├─ cache::TokenCache::get        (core/src/cache.rs, per worker)
+//!   │         └─ store::lookup                 (core/src/store.rs: openat + fstatat, no symlinks)
 //!   ├─ variables::set_status                   (src/variables.rs: $wcs_token_auth_status,
 //!   │                                           shared by a subrequest with its main request)
+//!   ├─ granted: variables::set_granted_token   (a signed token, for $wcs_token_auth_claim_NAME)
+//!   │           and session::track             (src/session.rs: session_check)
 //!   └─ NGX_OK, or the Refusal's one log line and 403 / 500
 //! ```
 //!
 //! Configuration is parsed in `src/conf.rs` (structs, directive table, setters, merge), whose
 //! setters only convert nginx strings to bytes and call the rules in `core/src/directive.rs`
-//! and `core/src/origin.rs`. This file only declares the module and wires its hooks.
+//! and `core/src/origin.rs`; key sets are read and checked there, at configuration load.
+//! This file only declares the module and wires its hooks.
 
 use core::ptr;
 

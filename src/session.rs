@@ -18,7 +18,10 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModuleMainConf, Request};
 use wcs_token_auth_core::auth::Grant;
-use wcs_token_auth_core::session::{Ending, FreshStore, Registry, Rules, SessionId, Tracked};
+use wcs_token_auth_core::session::{
+    Check, Ending, FreshStore, Now, Registry, Rules, SessionId, Tracked,
+};
+use wcs_token_auth_core::signed;
 
 use crate::conf::Access;
 use crate::handler::{clock, log_error};
@@ -37,11 +40,12 @@ thread_local! {
 /// so that it never keeps a shutting-down worker alive.
 static mut TIMER: MaybeUninit<ngx_event_t> = MaybeUninit::zeroed();
 
-/// Where `access` has `session_check` on, tracks the request `r` it allowed with `token`
+/// Where `access` has `session_check` on, tracks the request `r` it allowed with `grant`
 /// until its main request ends (a grant in a subrequest tracks the main request). A main
 /// request has one session at most: granted again (after an internal redirect, or by a
 /// subrequest and itself), its session follows the latest grant's location, and no second
-/// cleanup is added. `Err` only when nginx is out of memory.
+/// cleanup is added. `Err` when nginx is out of memory, or for a grant the location cannot
+/// have given (a signed token whose claims do not read back): a server fault either way.
 ///
 /// # Safety
 /// `r` must be a valid request being processed by this worker.
@@ -50,27 +54,35 @@ pub unsafe fn track(
     access: &Access,
     grant: &Grant<'_>,
 ) -> Result<(), ()> {
-    let (token, Some(dir)) = (grant.as_bytes(), access.policy.dir.as_deref()) else {
-        return Ok(());
-    };
-    if let Grant::Signed(_) = grant {
-        return Ok(());
-    }
     let Some(interval_ms) = access.session_check_ms else {
         return Ok(());
     };
+    let policy = &access.policy;
+    let claims;
+    let check = match (grant, policy.dir.as_deref(), &policy.signed) {
+        (Grant::File(_), Some(dir), _) => Check::File {
+            dir,
+            max_age_secs: policy.max_age_secs,
+        },
+        (Grant::Signed(token), _, Some(signed)) => {
+            // Verified just now or when it was cached: the claims are read, not verified again.
+            claims = signed::claims_of_verified(&signed.rules, token).ok_or(())?;
+            Check::Signed {
+                revoked: signed.rules.revoked.as_deref(),
+                claims: &claims,
+            }
+        }
+        _ => return Err(()),
+    };
+    let token = grant.as_bytes();
     // SAFETY: r is valid (this function's contract) and so is its main request, which
     // outlives it.
     let (mr, pool) = unsafe { ((*r).main, (*(*r).main).pool) };
-    let rules = Rules {
-        dir,
-        max_age_secs: access.policy.max_age_secs,
-        interval_ms,
-    };
-    let now = clock().now_ms;
+    let rules = Rules { check, interval_ms };
+    let now = now();
     let Some((tracked, due)) = with_sessions(|s| {
         let tracked = s.track(mr, token, rules, now);
-        (tracked, s.due_ms(tracked.id()).unwrap_or(now))
+        (tracked, s.due_ms(tracked.id()).unwrap_or(now.ms))
     }) else {
         return Err(());
     };
@@ -89,8 +101,22 @@ pub unsafe fn track(
         }
     }
     // An updated session may be due sooner (a shorter interval) than the armed timer.
-    arm_at(due, now);
+    arm_at(due, now.ms);
     Ok(())
+}
+
+/// The time on both clocks; the wall clock to the millisecond, so that a signed session's
+/// round falls when its `exp` is reached.
+fn now() -> Now {
+    let ms = clock().now_ms;
+    // SAFETY: ngx_cached_time always points to a valid slot, updated by this same
+    // single-threaded worker.
+    let t = unsafe { &*ngx::ffi::ngx_cached_time };
+    #[allow(clippy::unnecessary_cast)] // time_t is not i64 on every target
+    let unix_ms = (t.sec as i64)
+        .saturating_mul(1000)
+        .saturating_add(t.msec as i64);
+    Now { ms, unix_ms }
 }
 
 /// The main request's pool is being destroyed: its session ends here. If the session was
@@ -172,20 +198,20 @@ fn disarm() {
 unsafe extern "C" fn on_timer(_ev: *mut ngx_event_t) {
     // nginx's clock decided that the round is due: this clock may lag it by a millisecond,
     // which must not turn into an empty round and another one right after it.
-    let started = clock();
-    let now = started.now_ms.max(ARMED.take().unwrap_or(0));
-    let unix_secs = started.unix_secs;
-    let Some(round) = with_sessions(|s| s.round(now, unix_secs, &mut FreshStore)) else {
+    let started = now();
+    let now = Now {
+        ms: started.ms.max(ARMED.take().unwrap_or(0)),
+        ..started
+    };
+    let Some(round) = with_sessions(|s| s.round(now, &mut FreshStore)) else {
         return;
     };
     // SAFETY: ngx_cycle is this worker's cycle; its log is valid while the worker runs.
     let log = unsafe { (*ngx_cycle).log };
     for u in &round.unreadable {
         let err = u.error.raw_os_error().unwrap_or(0) as ngx_err_t;
-        let dir = u.dir.to_bytes().escape_ascii();
-        let msg = format_args!(
-            "wcs_token_auth: cannot read token directory \"{dir}\", open sessions kept"
-        );
+        let (kind, dir) = (u.kind.name(), u.dir.to_bytes().escape_ascii());
+        let msg = format_args!("wcs_token_auth: cannot read {kind} \"{dir}\", open sessions kept");
         log_error(log, NGX_LOG_CRIT, err, msg);
     }
     // The registry is not borrowed while a request is closed: that may run the pool cleanup

@@ -334,17 +334,24 @@ fn authorize_signed<'a>(
             Entry::File { .. } => {}
         }
     }
+    // Only expiry and revocation end a token these rules accepted: its entry, stale now, goes.
     let claims = signed::verify(&sp.rules, token, clock.unix_secs).map_err(|e| match e {
         SignedError::Malformed => Refusal::MalformedToken(cookie_name),
         SignedError::BadSignature => Refusal::BadSignature(cookie_name),
         SignedError::BadClaims => Refusal::BadClaims(cookie_name),
-        SignedError::Expired => Refusal::ExpiredToken(cookie_name),
+        SignedError::Expired => {
+            cache.remove(sp.id, token);
+            Refusal::ExpiredToken(cookie_name)
+        }
     })?;
     if let Some(revoked) = &sp.rules.revoked {
         let dir = store::open_dir(revoked).map_err(|e| Refusal::RevokedDir(revoked, e))?;
         match signed::is_revoked(dir.as_fd(), &claims) {
             Ok(false) => {}
-            Ok(true) => return Err(Refusal::RevokedToken(cookie_name)),
+            Ok(true) => {
+                cache.remove(sp.id, token);
+                return Err(Refusal::RevokedToken(cookie_name));
+            }
             Err(e) => return Err(Refusal::RevokedDir(revoked, e)),
         }
     }
@@ -566,5 +573,334 @@ mod tests {
         assert!(cases[9].0.is_server_fault() && !cases[8].0.is_server_fault());
         assert_eq!(cases[9].0.os_error(), Some(13));
         assert_eq!(cases[0].0.os_error(), None);
+    }
+
+    mod signed_path {
+        use super::*;
+        use crate::signed::KeySet;
+        use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+        use serde_json::json;
+        use std::rc::Rc;
+
+        const NOW: i64 = 1_700_000_000;
+        const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+        const RULES: u32 = 0x8000_0000;
+
+        fn rules() -> SignedRules {
+            // base64url of SECRET.
+            let set = json!({"keys": [{"kty": "oct", "kid": "h", "alg": "HS256",
+                "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]});
+            SignedRules {
+                keys: Rc::new(KeySet::parse(set.to_string().as_bytes()).unwrap()),
+                leeway_secs: 0,
+                issuer: None,
+                audience: None,
+                revoked: None,
+            }
+        }
+
+        fn mint(secret: &[u8], claims: serde_json::Value) -> String {
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some("h".into());
+            encode(&h, &claims, &EncodingKey::from_secret(secret)).unwrap()
+        }
+
+        fn token(claims: serde_json::Value) -> String {
+            mint(SECRET, claims)
+        }
+
+        fn cpath(p: &std::path::Path) -> CString {
+            CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+        }
+
+        struct Fixture {
+            tokens: tempfile::TempDir,
+            revoked: tempfile::TempDir,
+            policy: Policy,
+            cache: TokenCache,
+        }
+
+        impl Fixture {
+            /// Signed tokens only, unless `with_dir`.
+            fn new(with_dir: bool) -> Fixture {
+                let tokens = tempfile::tempdir().unwrap();
+                let revoked = tempfile::tempdir().unwrap();
+                let policy = Policy {
+                    dir: with_dir.then(|| cpath(tokens.path())),
+                    dir_id: 0,
+                    signed: Some(SignedPolicy {
+                        rules: rules(),
+                        id: RULES,
+                    }),
+                    cookie_name: b"AUTH".to_vec(),
+                    origins: OriginPolicy::SameOrigin,
+                    require_origin: false,
+                    max_age_secs: None,
+                };
+                Fixture {
+                    tokens,
+                    revoked,
+                    policy,
+                    cache: TokenCache::new(100, 1000),
+                }
+            }
+
+            fn with_revoked(mut self) -> Fixture {
+                let sp = self.policy.signed.as_mut().unwrap();
+                sp.rules.revoked = Some(cpath(self.revoked.path()));
+                self
+            }
+
+            fn ask<'s>(
+                &'s mut self,
+                cookie: &'s [u8],
+                now_ms: u64,
+                unix_secs: i64,
+            ) -> Result<Grant<'s>, Refusal<'s>> {
+                let cookies = [cookie];
+                let req = RequestHeaders {
+                    origin: OriginHeader::Absent,
+                    host: None,
+                    cookies: cookies.into_iter(),
+                };
+                let clock = Clock { now_ms, unix_secs };
+                authorize(&self.policy, req, &mut self.cache, clock)
+            }
+
+            fn status(&mut self, token: &str, now_ms: u64, unix_secs: i64) -> Status {
+                let cookie = format!("AUTH={token}");
+                let cookie = cookie.as_bytes();
+                let out = self.ask(cookie, now_ms, unix_secs);
+                status(&out)
+            }
+        }
+
+        #[test]
+        fn a_valid_signed_token_is_granted_as_such() {
+            let mut f = Fixture::new(false);
+            let t = token(json!({"exp": NOW + 60, "sub": "alice"}));
+            let cookie = format!("AUTH={t}");
+            let out = f.ask(cookie.as_bytes(), 0, NOW);
+            assert_eq!(out.unwrap(), Grant::Signed(t.as_bytes()));
+            assert_eq!(f.cache.len(), 1);
+        }
+
+        #[test]
+        fn which_path_a_value_takes() {
+            let mut f = Fixture::new(false);
+            fs::write(f.tokens.path().join("plain"), "").unwrap();
+            assert_eq!(f.status("", 0, NOW), Status::NoToken);
+            assert_eq!(
+                f.status("plain", 0, NOW),
+                Status::MalformedToken,
+                "no directory: any other value is malformed"
+            );
+            assert_eq!(f.status("a.b.c", 0, NOW), Status::MalformedToken);
+
+            let mut f = Fixture::new(true);
+            fs::write(f.tokens.path().join("plain"), "").unwrap();
+            let out = f.ask(b"AUTH=plain", 0, NOW);
+            assert!(matches!(out, Ok(Grant::File(t)) if t.as_bytes() == b"plain"));
+            assert_eq!(f.status("nope", 0, NOW), Status::UnknownToken);
+            let t = token(json!({"exp": NOW + 60}));
+            let cookie = format!("AUTH={t}");
+            let out = f.ask(cookie.as_bytes(), 0, NOW);
+            assert!(matches!(out, Ok(Grant::Signed(_))));
+        }
+
+        #[test]
+        fn without_signed_rules_a_jws_is_a_file_name() {
+            let mut f = Fixture::new(true);
+            f.policy.signed = None;
+            let t = token(json!({"exp": NOW + 60}));
+            assert_eq!(f.status(&t, 0, NOW), Status::UnknownToken);
+            fs::write(f.tokens.path().join(&t), "").unwrap();
+            let cookie = format!("AUTH={t}");
+            let out = f.ask(cookie.as_bytes(), 0, NOW);
+            assert!(matches!(out, Ok(Grant::File(_))));
+        }
+
+        #[test]
+        fn each_refused_signed_token_has_its_status_and_is_not_cached() {
+            let mut f = Fixture::new(true);
+            let cases = [
+                (
+                    mint(
+                        b"another secret of 32 bytes length",
+                        json!({"exp": NOW + 60}),
+                    ),
+                    Status::BadSignature,
+                ),
+                (token(json!({"sub": "no exp"})), Status::BadClaims),
+                (
+                    token(json!({"exp": NOW + 60, "nbf": NOW + 10})),
+                    Status::BadClaims,
+                ),
+                (token(json!({"exp": NOW})), Status::ExpiredToken),
+                (
+                    format!(
+                        "{}.!!!.x",
+                        token(json!({"exp": NOW + 60})).split('.').next().unwrap()
+                    ),
+                    Status::MalformedToken,
+                ),
+            ];
+            for (t, want) in cases {
+                assert_eq!(f.status(&t, 0, NOW), want, "{t}");
+            }
+            assert!(f.cache.is_empty(), "only accepted tokens are cached");
+        }
+
+        #[test]
+        fn a_signed_token_over_the_limit_is_malformed() {
+            let mut f = Fixture::new(true);
+            let pad = "x".repeat(signed::MAX_LEN);
+            let t = token(json!({"exp": NOW + 60, "pad": pad}));
+            assert!(t.len() > signed::MAX_LEN);
+            assert_eq!(f.status(&t, 0, NOW), Status::MalformedToken);
+        }
+
+        #[test]
+        fn a_cache_hit_still_ends_at_exp() {
+            let mut f = Fixture::new(false);
+            let t = token(json!({"exp": NOW + 2}));
+            assert_eq!(f.status(&t, 0, NOW), Status::Allowed);
+            assert_eq!(f.status(&t, 10, NOW + 1), Status::Allowed);
+            assert_eq!(f.cache.len(), 1);
+            assert_eq!(
+                f.status(&t, 20, NOW + 2),
+                Status::ExpiredToken,
+                "hit, expired"
+            );
+            assert!(f.cache.is_empty(), "the expired entry is dropped");
+        }
+
+        #[test]
+        fn a_cached_token_is_not_verified_again_within_the_ttl() {
+            let mut f = Fixture::new(false).with_revoked();
+            let t = token(json!({"exp": NOW + 60, "jti": "j1"}));
+            assert_eq!(f.status(&t, 0, NOW), Status::Allowed);
+            fs::write(f.revoked.path().join("jti.j1"), "").unwrap();
+            assert_eq!(f.status(&t, 999, NOW), Status::Allowed, "cached");
+            assert_eq!(f.status(&t, 1000, NOW), Status::RevokedToken, "ttl over");
+            assert!(f.cache.is_empty(), "a revoked token is not cached");
+        }
+
+        #[test]
+        fn other_rules_verify_afresh() {
+            let mut f = Fixture::new(false);
+            let t = token(json!({"exp": NOW + 60, "aud": "a"}));
+            assert_eq!(f.status(&t, 0, NOW), Status::Allowed);
+            let sp = f.policy.signed.as_mut().unwrap();
+            sp.rules.audience = Some("b".into());
+            sp.id = RULES + 1;
+            assert_eq!(f.status(&t, 1, NOW), Status::BadClaims);
+            // The same rules id is trusted: that is why equal ids must mean equal rules.
+            f.policy.signed.as_mut().unwrap().id = RULES;
+            assert_eq!(f.status(&t, 2, NOW), Status::Allowed);
+        }
+
+        #[test]
+        fn a_file_entry_never_grants_a_signed_token() {
+            let mut f = Fixture::new(false);
+            let t = token(json!({"exp": NOW + 60}));
+            f.cache
+                .insert(RULES, t.as_bytes(), Entry::File { mtime: NOW }, 0);
+            f.policy.signed.as_mut().unwrap().rules = {
+                let mut r = rules();
+                r.issuer = Some("i".into());
+                r
+            };
+            assert_eq!(f.status(&t, 1, NOW), Status::BadClaims);
+        }
+
+        #[test]
+        fn revocation_by_jti_and_by_sub() {
+            let mut f = Fixture::new(false).with_revoked();
+            let a = token(json!({"exp": NOW + 60, "jti": "j1"}));
+            fs::write(f.revoked.path().join("jti.j1"), "").unwrap();
+            assert_eq!(f.status(&a, 0, NOW), Status::RevokedToken);
+            // sub.bob's mtime is the real time now: tokens issued before it are revoked.
+            fs::write(f.revoked.path().join("sub.bob"), "").unwrap();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let now = now.as_secs() as i64;
+            let old = token(json!({"exp": now + 60, "sub": "bob", "iat": now - 100}));
+            let fresh = token(json!({"exp": now + 60, "sub": "bob", "iat": now + 5}));
+            let other = token(json!({"exp": now + 60, "sub": "carol", "iat": now - 100}));
+            assert_eq!(f.status(&old, 0, now + 5), Status::RevokedToken);
+            assert_eq!(
+                f.status(&fresh, 0, now + 5),
+                Status::Allowed,
+                "issued after"
+            );
+            assert_eq!(f.status(&other, 0, now + 5), Status::Allowed);
+        }
+
+        #[test]
+        fn a_missing_or_unreadable_revocation_directory_is_a_server_fault() {
+            let mut f = Fixture::new(false).with_revoked();
+            let gone = cpath(&f.revoked.path().join("gone"));
+            f.policy.signed.as_mut().unwrap().rules.revoked = Some(gone);
+            let t = token(json!({"exp": NOW + 60}));
+            let cookie = format!("AUTH={t}");
+            let out = f.ask(cookie.as_bytes(), 0, NOW);
+            assert_eq!(status(&out), Status::Error);
+            let refusal = out.unwrap_err();
+            assert!(matches!(
+                refusal,
+                Refusal::RevokedDir(_, DirError::Missing(_))
+            ));
+            assert!(refusal.is_server_fault(), "never \"nothing is revoked\"");
+            assert_eq!(refusal.os_error(), Some(2));
+            assert!(f.cache.is_empty());
+        }
+
+        #[test]
+        fn signed_refusals_log_their_lines() {
+            let dir = CString::new("/var/lib/nginx/revoked").unwrap();
+            let errno = |n| std::io::Error::from_raw_os_error(n);
+            let cases: [(Refusal<'_>, Status, &str); 5] = [
+                (
+                    Refusal::BadSignature(b"AUTH"),
+                    Status::BadSignature,
+                    r#"wcs_token_auth: bad signature on signed token in cookie "AUTH""#,
+                ),
+                (
+                    Refusal::BadClaims(b"AUTH"),
+                    Status::BadClaims,
+                    r#"wcs_token_auth: bad claims in signed token in cookie "AUTH""#,
+                ),
+                (
+                    Refusal::RevokedToken(b"AUTH"),
+                    Status::RevokedToken,
+                    r#"wcs_token_auth: revoked token in cookie "AUTH""#,
+                ),
+                (
+                    Refusal::RevokedDir(&dir, DirError::Missing(errno(2))),
+                    Status::Error,
+                    r#"wcs_token_auth: revocation directory "/var/lib/nginx/revoked" does not exist"#,
+                ),
+                (
+                    Refusal::RevokedDir(&dir, DirError::Failed(errno(13))),
+                    Status::Error,
+                    r#"wcs_token_auth: cannot read revocation directory "/var/lib/nginx/revoked""#,
+                ),
+            ];
+            for (refusal, st, line) in &cases {
+                assert_eq!(refusal.to_string(), *line);
+                assert_eq!(refusal.status(), *st);
+            }
+            assert!(!cases[2].0.is_server_fault());
+            assert!(cases[3].0.is_server_fault() && cases[4].0.is_server_fault());
+            assert_eq!(cases[4].0.os_error(), Some(13));
+            let words = [
+                (Status::BadSignature, "bad_signature"),
+                (Status::BadClaims, "bad_claims"),
+                (Status::RevokedToken, "revoked_token"),
+            ];
+            for (st, word) in words {
+                assert_eq!(st.as_str(), word);
+            }
+        }
     }
 }

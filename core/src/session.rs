@@ -1,11 +1,13 @@
 //! Open sessions and the rounds that re-check their tokens (`wcs_token_auth_session_check`).
 //!
-//! A session is a request the module allowed, from then until it ends. Each (directory,
-//! token) has its own phase within the interval, so the checks of different tokens are spread
-//! across it (a round never stalls the worker with every session at once) while the sessions
-//! that share a token share their rounds. A round reads the token directory fresh, never the
-//! cache: one `open` per directory and one `fstatat` per distinct token due. The shell closes
-//! what a round says to close; this module never touches a request.
+//! A session is a request the module allowed, from then until it ends. Each token has its own
+//! phase within the interval, so the checks of different tokens are spread across it (a round
+//! never stalls the worker with every session at once) while the sessions that share a token
+//! share their rounds. A round reads the directories fresh, never the cache: one `open` per
+//! directory and one look-up per distinct token due. A file token is looked up in its token
+//! directory (`fstatat`); a signed token ends at its `exp` (no look-up at all) and is looked
+//! up by its revocation names in the revocation directory, when the location has one. The
+//! shell closes what a round says to close; this module never touches a request.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{CStr, CString};
@@ -15,13 +17,15 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::auth::Status;
 use crate::expiry;
+use crate::signed::{self, Claims};
 use crate::store::{self, DirError, Lookup};
 use crate::token;
 
 /// The maps' hash, fast because rounds and tracking use it often. Ids, group and slot
-/// indices are the registry's own, handles are the shell's request addresses, and tokens
-/// (hashed only when a session is tracked or ends) passed the access check, so they name
-/// files the operator created: nobody can choose keys to fill a bucket.
+/// indices are the registry's own, handles are the shell's request addresses, and tokens and
+/// claims (hashed only when a session is tracked or ends) passed the access check, so they name
+/// files the operator created or were signed by the operator's backend: nobody can choose keys
+/// to fill a bucket.
 type Hasher = foldhash::fast::RandomState;
 
 /// Identifies a tracked session; never reused within a worker (a 64-bit counter), so a stale
@@ -49,29 +53,39 @@ impl Tracked {
 /// Why a session is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ending {
-    /// The token file is gone (or is no longer a regular file).
+    /// The token file is gone (or is no longer a regular file), or the signed token's `jti.`
+    /// or `sub.` file revokes it.
     Revoked,
-    /// The token file is older than the location's `max_age`.
+    /// The token file is older than the location's `max_age`, or the signed token's `exp`
+    /// (plus leeway) has passed.
     Expired,
     /// The token directory itself is gone (ENOENT, ENOTDIR).
     DirMissing,
+    /// The revocation directory itself is gone: nothing can say that a signed token is not
+    /// revoked, as at the handshake.
+    RevocationDirMissing,
 }
 
 impl Ending {
     /// The value `$wcs_token_auth_status` takes for the closed request.
     pub fn status(self) -> Status {
         match self {
-            Ending::Revoked | Ending::DirMissing => Status::SessionRevoked,
+            Ending::Revoked | Ending::DirMissing | Ending::RevocationDirMissing => {
+                Status::SessionRevoked
+            }
             Ending::Expired => Status::SessionExpired,
         }
     }
 
-    /// The error-log line; the token itself never appears in it.
+    /// The error-log line; the token and its claims never appear in it.
     pub fn message(self) -> &'static str {
         match self {
             Ending::Revoked => "wcs_token_auth: closed session: token revoked",
             Ending::Expired => "wcs_token_auth: closed session: token expired",
             Ending::DirMissing => "wcs_token_auth: closed session: token directory missing",
+            Ending::RevocationDirMissing => {
+                "wcs_token_auth: closed session: revocation directory missing"
+            }
         }
     }
 }
@@ -80,10 +94,13 @@ impl Ending {
 pub trait Store {
     type Dir;
     fn open_dir(&mut self, dir: &CStr) -> Result<Self::Dir, DirError>;
+    /// A file token in its token directory.
     fn lookup(&mut self, dir: &Self::Dir, token: &[u8]) -> Result<Lookup, DirError>;
+    /// A signed token's revocation names in the revocation directory.
+    fn is_revoked(&mut self, dir: &Self::Dir, claims: &Claims) -> Result<bool, DirError>;
 }
 
-/// The token directory as it is now: opened by path each round, so a directory that was
+/// The directories as they are now: opened by path each round, so a directory that was
 /// removed or replaced is seen, with the handshake's rules (no symlinks, regular files only).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FreshStore;
@@ -101,6 +118,75 @@ impl Store for FreshStore {
             // Only parsed tokens are tracked; a name that is not one cannot name a file.
             Err(_) => Ok(Lookup::NotFound),
         }
+    }
+
+    fn is_revoked(&mut self, dir: &OwnedFd, claims: &Claims) -> Result<bool, DirError> {
+        signed::is_revoked(dir.as_fd(), claims)
+    }
+}
+
+/// The two kinds of directory a round reads; they differ in their log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirKind {
+    /// `wcs_token_auth DIR`: file tokens.
+    Tokens,
+    /// `wcs_token_auth_revoked DIR`: revocations of signed tokens.
+    Revocations,
+}
+
+impl DirKind {
+    /// How log lines name it: `cannot read token directory "/path"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirKind::Tokens => "token directory",
+            DirKind::Revocations => "revocation directory",
+        }
+    }
+}
+
+/// What a session is checked against, as the location that allowed it says.
+#[derive(Debug, Clone, Copy)]
+pub enum Check<'a> {
+    /// A file token: its file in `dir`, and its age against `max_age_secs`.
+    File {
+        dir: &'a CStr,
+        max_age_secs: Option<u64>,
+    },
+    /// A signed token, by its verified claims: it ends at `claims.expires_at`, and when a
+    /// file in `revoked` revokes it (only `exp` applies without a revocation directory).
+    Signed {
+        revoked: Option<&'a CStr>,
+        claims: &'a Claims,
+    },
+}
+
+/// The location's session rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub check: Check<'a>,
+    /// At least 1.
+    pub interval_ms: u64,
+}
+
+/// The time, on the monotonic clock that schedules rounds and on the wall clock that token
+/// ages and `exp` are measured by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub ms: u64,
+    /// Milliseconds since the epoch.
+    pub unix_ms: i64,
+}
+
+impl Now {
+    pub fn unix_secs(self) -> i64 {
+        self.unix_ms.div_euclid(1000)
+    }
+
+    /// When, on the monotonic clock, the wall clock reaches `unix_secs`; `None` if it has.
+    fn when(self, unix_secs: i64) -> Option<u64> {
+        let left = unix_secs.checked_mul(1000)?.checked_sub(self.unix_ms)?;
+        let left = u64::try_from(left).ok().filter(|&l| l > 0)?;
+        Some(self.ms.saturating_add(left))
     }
 }
 
@@ -127,24 +213,77 @@ struct Group {
 /// What makes sessions share a [`Group`]: (token slot, interval, `max_age`).
 type GroupKey = (usize, u64, Option<u64>);
 
-/// A distinct (directory, token) pair and how many sessions hold it.
+/// A signed token's claims as a map key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SignedClaims(Claims);
+
+impl Hash for SignedClaims {
+    fn hash<T: std::hash::Hasher>(&self, state: &mut T) {
+        let c = &self.0;
+        (c.expires_at, c.iat, &c.jti_file, &c.sub_file).hash(state);
+    }
+}
+
+/// What a token slot checks, with directories as indices in [`Registry::dirs`]: a file
+/// token's name in its token directory, or a signed token's claims (tokens with the same
+/// claims are checked alike, so they share a slot) and its revocation directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    File {
+        dir: usize,
+        token: Box<[u8]>,
+    },
+    Signed {
+        revoked: Option<usize>,
+        claims: SignedClaims,
+    },
+}
+
+impl Subject {
+    /// The directory a round opens for it.
+    fn dir(&self) -> Option<usize> {
+        match self {
+            Subject::File { dir, .. } => Some(*dir),
+            Subject::Signed { revoked, .. } => *revoked,
+        }
+    }
+
+    fn expires_at(&self) -> Option<i64> {
+        match self {
+            Subject::File { .. } => None,
+            Subject::Signed { claims, .. } => Some(claims.0.expires_at),
+        }
+    }
+}
+
+/// A distinct token and how many sessions hold it.
 #[derive(Debug)]
 struct TokenSlot {
-    /// Index in [`Registry::dirs`].
-    dir: usize,
-    token: Box<[u8]>,
+    subject: Subject,
     sessions: usize,
     /// Spreads the token's checks: its phase within an interval is this modulo the interval.
     phase_seed: u64,
 }
 
-/// What a session is checked against, as the location that allowed it says.
-#[derive(Debug, Clone, Copy)]
-pub struct Rules<'a> {
-    pub dir: &'a CStr,
-    pub max_age_secs: Option<u64>,
-    /// At least 1.
-    pub interval_ms: u64,
+impl TokenSlot {
+    /// When a group of this token under `interval_ms` is next checked: on the token's phase,
+    /// or at the signed token's `exp` if that comes first, so that the session ends then and
+    /// not up to an interval later.
+    fn next_check_ms(&self, now: Now, interval_ms: u64) -> u64 {
+        let on_phase = next_check_ms(now.ms, interval_ms, self.phase_seed);
+        match self.subject.expires_at().and_then(|exp| now.when(exp)) {
+            Some(at_exp) => on_phase.min(at_exp),
+            None => on_phase,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Dir {
+    path: CString,
+    kind: DirKind,
+    /// When it was last reported unreadable.
+    reported_ms: Option<u64>,
 }
 
 /// The open sessions of one worker; `H` is the shell's handle on the request, and a request
@@ -157,15 +296,13 @@ pub struct Registry<H> {
     sessions: HashMap<SessionId, Session<H>, Hasher>,
     /// The session of each tracked request.
     by_handle: HashMap<H, SessionId, Hasher>,
-    /// Distinct token directories seen; only as many as the configurations name.
-    dirs: Vec<CString>,
-    /// When each directory was last reported unreadable.
-    dir_reported_ms: Vec<Option<u64>>,
+    /// Distinct directories seen; only as many as the configurations name.
+    dirs: Vec<Dir>,
     /// Token slots; `None` is free (listed in `free`).
     tokens: Vec<Option<TokenSlot>>,
     free: Vec<usize>,
-    /// Slot of each (directory index, little endian, then token).
-    token_index: HashMap<Vec<u8>, usize, Hasher>,
+    /// Slot of each subject.
+    token_index: HashMap<Subject, usize, Hasher>,
     /// Groups; `None` is free (listed in `free_groups`).
     groups: Vec<Option<Group>>,
     free_groups: Vec<usize>,
@@ -181,7 +318,6 @@ impl<H> Default for Registry<H> {
             sessions: HashMap::default(),
             by_handle: HashMap::default(),
             dirs: Vec::new(),
-            dir_reported_ms: Vec::new(),
             tokens: Vec::new(),
             free: Vec::new(),
             token_index: HashMap::default(),
@@ -194,25 +330,21 @@ impl<H> Default for Registry<H> {
     }
 }
 
-fn token_key(dir: usize, token: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + token.len());
-    key.extend_from_slice(&(dir as u64).to_le_bytes());
-    key.extend_from_slice(token);
-    key
-}
-
 /// What a round learnt about one token slot.
 #[derive(Debug, Clone, Copy)]
 enum Answer {
     NotAsked,
     Found(i64),
     Gone,
+    /// A signed token no file revokes.
+    NotRevoked,
 }
 
 /// A directory whose sessions a round could not check, and kept.
 #[derive(Debug)]
 pub struct Unreadable {
     pub dir: CString,
+    pub kind: DirKind,
     pub error: io::Error,
 }
 
@@ -225,7 +357,8 @@ pub struct Round {
     pub unreadable: Vec<Unreadable>,
     /// Sessions checked this round.
     pub checked: usize,
-    /// Token lookups made (one per distinct token of a readable directory).
+    /// Token lookups made (one per distinct token of a readable directory; none for a signed
+    /// token past its `exp`).
     pub lookups: usize,
 }
 
@@ -271,15 +404,28 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         self.sessions.is_empty()
     }
 
-    /// Tracks the request `handle`, allowed at `now_ms` with `token`. A request tracked
-    /// already keeps its one session, which takes the new token and rules: the request is now
-    /// served by the location that granted it last.
-    pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now_ms: u64) -> Tracked {
-        let slot = self.hold_token(token, rules.dir);
-        let key = (slot, rules.interval_ms.max(1), rules.max_age_secs);
+    /// Tracks the request `handle`, allowed at `now` with `token` (a file token's name; a
+    /// signed token is tracked by the claims in `rules`, its bytes are not kept). A request
+    /// tracked already keeps its one session, which takes the new token and rules: the request
+    /// is now served by the location that granted it last.
+    pub fn track(&mut self, handle: H, token: &[u8], rules: Rules<'_>, now: Now) -> Tracked {
+        let (subject, max_age_secs) = match rules.check {
+            Check::File { dir, max_age_secs } => {
+                let dir = self.dir_index(dir, DirKind::Tokens);
+                let token = token.into();
+                (Subject::File { dir, token }, max_age_secs)
+            }
+            Check::Signed { revoked, claims } => {
+                let revoked = revoked.map(|d| self.dir_index(d, DirKind::Revocations));
+                let claims = SignedClaims(claims.clone());
+                (Subject::Signed { revoked, claims }, None)
+            }
+        };
+        let slot = self.hold_token(subject);
+        let key = (slot, rules.interval_ms.max(1), max_age_secs);
         if let Some(&id) = self.by_handle.get(&handle) {
             if let Some(old) = self.sessions.get(&id).map(|s| s.group) {
-                let group = self.join(key, id, now_ms);
+                let group = self.join(key, id, now);
                 if group == old {
                     // The same token and rules: it stays where it is, holding its slot once.
                     self.release_token(slot);
@@ -294,7 +440,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let group = self.join(key, id, now_ms);
+        let group = self.join(key, id, now);
         self.sessions.insert(id, Session { handle, group });
         self.by_handle.insert(handle, id);
         Tracked::New(id)
@@ -302,12 +448,16 @@ impl<H: Copy + Eq + Hash> Registry<H> {
 
     /// Adds session `id` (holding the token slot in `key` already) to its group, made and
     /// scheduled if new; a group that exists keeps its schedule.
-    fn join(&mut self, key: GroupKey, id: SessionId, now_ms: u64) -> usize {
+    fn join(&mut self, key: GroupKey, id: SessionId, now: Now) -> usize {
         let index = match self.group_index.get(&key) {
             Some(&g) => g,
             None => {
                 let (token, interval_ms, max_age_secs) = key;
-                let due_ms = next_check_ms(now_ms, interval_ms, self.phase_seed(token));
+                let due_ms = self
+                    .tokens
+                    .get(token)
+                    .and_then(Option::as_ref)
+                    .map_or(now.ms, |slot| slot.next_check_ms(now, interval_ms));
                 let group = Some(Group {
                     token,
                     max_age_secs,
@@ -357,6 +507,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         self.release_token(token);
     }
 
+    #[cfg(test)]
     fn phase_seed(&self, slot: usize) -> u64 {
         self.tokens
             .get(slot)
@@ -364,25 +515,31 @@ impl<H: Copy + Eq + Hash> Registry<H> {
             .map_or(0, |t| t.phase_seed)
     }
 
-    /// The slot of (`dir`, `token`), interned if new, with one more session holding it.
-    fn hold_token(&mut self, token: &[u8], dir: &CStr) -> usize {
-        let dir = match self.dirs.iter().position(|d| d.as_c_str() == dir) {
-            Some(i) => i,
-            None => {
-                self.dirs.push(dir.to_owned());
-                self.dir_reported_ms.push(None);
-                self.dirs.len() - 1
-            }
-        };
-        let key = token_key(dir, token);
-        let slot = match self.token_index.get(&key) {
+    /// The index of directory `path` of `kind`, interned if new.
+    fn dir_index(&mut self, path: &CStr, kind: DirKind) -> usize {
+        let known = self
+            .dirs
+            .iter()
+            .position(|d| d.kind == kind && *d.path == *path);
+        known.unwrap_or_else(|| {
+            self.dirs.push(Dir {
+                path: path.to_owned(),
+                kind,
+                reported_ms: None,
+            });
+            self.dirs.len() - 1
+        })
+    }
+
+    /// The slot of `subject`, interned if new, with one more session holding it.
+    fn hold_token(&mut self, subject: Subject) -> usize {
+        let slot = match self.token_index.get(&subject) {
             Some(&slot) => slot,
             None => {
                 let new = Some(TokenSlot {
-                    dir,
-                    token: token.into(),
+                    subject: subject.clone(),
                     sessions: 0,
-                    phase_seed: self.token_index.hasher().hash_one(&key),
+                    phase_seed: self.token_index.hasher().hash_one(&subject),
                 });
                 let slot = match self.free.pop() {
                     Some(free) => free,
@@ -394,7 +551,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                 if let Some(entry) = self.tokens.get_mut(slot) {
                     *entry = new;
                 }
-                self.token_index.insert(key, slot);
+                self.token_index.insert(subject, slot);
                 slot
             }
         };
@@ -412,7 +569,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                 t.sessions == 0
             });
             if let Some(t) = last.then(|| entry.take()).flatten() {
-                self.token_index.remove(&token_key(t.dir, &t.token));
+                self.token_index.remove(&t.subject);
                 self.free.push(slot);
             }
         }
@@ -456,10 +613,12 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         self.schedule.first().map(|&(due, _)| due)
     }
 
-    /// Checks every session due at `now_ms` or within its window after it (`unix_secs` is the
-    /// wall clock, for `max_age`) and schedules its next check. Nothing is removed: the caller
-    /// closes what [`Round::close`] lists, and untracks each session when its request ends.
-    pub fn round<S: Store>(&mut self, now_ms: u64, unix_secs: i64, store: &mut S) -> Round {
+    /// Checks every session due at `now` or within its window after it and schedules its next
+    /// check. Nothing is removed: the caller closes what [`Round::close`] lists, and untracks
+    /// each session when its request ends.
+    pub fn round<S: Store>(&mut self, now: Now, store: &mut S) -> Round {
+        let now_ms = now.ms;
+        let unix_secs = now.unix_secs();
         // The due groups of each directory, by the directory's index.
         let mut due: Vec<Vec<usize>> = self.dirs.iter().map(|_| Vec::new()).collect();
         let mut round = Round::default();
@@ -475,11 +634,18 @@ impl<H: Copy + Eq + Hash> Registry<H> {
             let Some(slot) = self.tokens.get(group.token).and_then(Option::as_ref) else {
                 continue;
             };
-            let next = next_check_ms(now_ms, group.interval_ms, slot.phase_seed);
-            taken.push((due_ms, g, next));
-            if let Some(list) = due.get_mut(slot.dir) {
+            taken.push((due_ms, g, slot.next_check_ms(now, group.interval_ms)));
+            round.checked += group.sessions.len();
+            if slot
+                .subject
+                .expires_at()
+                .is_some_and(|exp| unix_secs >= exp)
+            {
+                // Past `exp`: no directory can say anything more about it.
+                let close = group.sessions.iter().map(|&id| (id, Ending::Expired));
+                round.close.extend(close);
+            } else if let Some(list) = slot.subject.dir().and_then(|d| due.get_mut(d)) {
                 list.push(g);
-                round.checked += group.sessions.len();
             }
         }
         for (old, g, new) in taken {
@@ -508,7 +674,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                     .min()
                     .unwrap_or(1);
                 let quiet = interval.saturating_sub(window_ms(interval));
-                match self.dir_reported_ms.get_mut(dir) {
+                match self.dirs.get_mut(dir).map(|d| &mut d.reported_ms) {
                     Some(Some(last)) if now_ms < last.saturating_add(quiet) => {
                         round.unreadable.truncate(reports);
                     }
@@ -530,26 +696,30 @@ impl<H: Copy + Eq + Hash> Registry<H> {
         answers: &mut HashMap<usize, Answer, Hasher>,
         round: &mut Round,
     ) {
-        let Some(path) = self.dirs.get(dir) else {
+        let Some(Dir { path, kind, .. }) = self.dirs.get(dir) else {
             return;
         };
+        let kind = *kind;
         let groups = list
             .iter()
             .filter_map(|&g| self.groups.get(g).and_then(Option::as_ref));
         let handle = match store.open_dir(path) {
             Ok(h) => h,
             Err(DirError::Missing(_)) => {
+                let ending = match kind {
+                    DirKind::Tokens => Ending::DirMissing,
+                    DirKind::Revocations => Ending::RevocationDirMissing,
+                };
                 for group in groups {
-                    let close = group.sessions.iter().map(|&id| (id, Ending::DirMissing));
-                    round.close.extend(close);
+                    round
+                        .close
+                        .extend(group.sessions.iter().map(|&id| (id, ending)));
                 }
                 return;
             }
             Err(DirError::Failed(error)) => {
-                round.unreadable.push(Unreadable {
-                    dir: path.clone(),
-                    error,
-                });
+                let dir = path.clone();
+                round.unreadable.push(Unreadable { dir, kind, error });
                 return;
             }
         };
@@ -562,15 +732,26 @@ impl<H: Copy + Eq + Hash> Registry<H> {
             if let Answer::NotAsked = answer {
                 // Each distinct token once per round, however many sessions share it.
                 round.lookups += 1;
-                *answer = match store.lookup(&handle, &slot.token) {
-                    Ok(Lookup::Found { mtime }) => Answer::Found(mtime),
-                    Ok(Lookup::NotFound) => Answer::Gone,
+                let asked = match &slot.subject {
+                    Subject::File { token, .. } => store.lookup(&handle, token).map(|l| match l {
+                        Lookup::Found { mtime } => Answer::Found(mtime),
+                        Lookup::NotFound => Answer::Gone,
+                    }),
+                    Subject::Signed { claims, .. } => {
+                        store
+                            .is_revoked(&handle, &claims.0)
+                            .map(|revoked| match revoked {
+                                true => Answer::Gone,
+                                false => Answer::NotRevoked,
+                            })
+                    }
+                };
+                *answer = match asked {
+                    Ok(a) => a,
                     Err(DirError::Missing(error) | DirError::Failed(error)) => {
                         // The directory turned unreadable under us: keep them all.
-                        round.unreadable.push(Unreadable {
-                            dir: path.clone(),
-                            error,
-                        });
+                        let dir = path.clone();
+                        round.unreadable.push(Unreadable { dir, kind, error });
                         return;
                     }
                 };
@@ -580,7 +761,7 @@ impl<H: Copy + Eq + Hash> Registry<H> {
                 Answer::Found(m) if !expiry::is_fresh(m, unix_secs, group.max_age_secs) => {
                     Ending::Expired
                 }
-                Answer::Found(_) | Answer::NotAsked => continue,
+                Answer::Found(_) | Answer::NotAsked | Answer::NotRevoked => continue,
             };
             close.extend(group.sessions.iter().map(|&id| (id, ending)));
         }
@@ -601,9 +782,24 @@ mod tests {
 
     fn rules(dir: &CStr, interval_ms: u64) -> Rules<'_> {
         Rules {
-            dir,
-            max_age_secs: None,
+            check: Check::File {
+                dir,
+                max_age_secs: None,
+            },
             interval_ms,
+        }
+    }
+
+    /// `ms` on the monotonic clock, the epoch on the wall clock.
+    fn at(ms: u64) -> Now {
+        at_unix(ms, 0)
+    }
+
+    /// `ms` on the monotonic clock, `unix_secs` on the wall clock.
+    fn at_unix(ms: u64, unix_secs: i64) -> Now {
+        Now {
+            ms,
+            unix_ms: unix_secs * 1000,
         }
     }
 
@@ -641,6 +837,14 @@ mod tests {
                 .get(token)
                 .map_or(Lookup::NotFound, |&mtime| Lookup::Found { mtime }))
         }
+        /// The documented rule, on the fake's file names: `jti.X`, or `sub.Y` not older than
+        /// `iat`.
+        fn is_revoked(&mut self, dir: &Self::Dir, claims: &Claims) -> Result<bool, DirError> {
+            self.lookups += 1;
+            let has = |name: &Option<String>| name.as_ref().and_then(|n| dir.get(n.as_bytes()));
+            let by_sub = has(&claims.sub_file).is_some_and(|&m| claims.iat.is_none_or(|i| m >= i));
+            Ok(has(&claims.jti_file).is_some() || by_sub)
+        }
     }
 
     /// Runs rounds as the timer would (at each next due time) up to `until`; returns each
@@ -650,11 +854,44 @@ mod tests {
         store: &mut S,
         until: u64,
     ) -> Vec<(u64, Round)> {
+        run_with_wall(reg, store, until, 0, false)
+    }
+
+    /// As [`run_until`], with the wall clock at `wall_ms` when the monotonic one is at 0; if
+    /// `take`, closed sessions are taken, as the shell does.
+    fn run_with_wall<S: Store>(
+        reg: &mut Registry<u32>,
+        store: &mut S,
+        until: u64,
+        wall_ms: i64,
+        take: bool,
+    ) -> Vec<(u64, Round)> {
         let mut rounds = Vec::new();
         while let Some(now) = reg.next_due_ms().filter(|&due| due <= until) {
-            rounds.push((now, reg.round(now, 0, store)));
+            let unix_ms = wall_ms + now as i64;
+            let round = reg.round(Now { ms: now, unix_ms }, store);
+            for &(id, _) in round.close.iter().filter(|_| take) {
+                reg.take(id);
+            }
+            rounds.push((now, round));
         }
         rounds
+    }
+
+    fn claims(expires_at: i64, iat: Option<i64>, jti: &str, sub: &str) -> Claims {
+        Claims {
+            expires_at,
+            iat,
+            jti_file: Some(format!("jti.{jti}")),
+            sub_file: Some(format!("sub.{sub}")),
+        }
+    }
+
+    fn signed<'a>(revoked: Option<&'a CStr>, claims: &'a Claims, interval_ms: u64) -> Rules<'a> {
+        Rules {
+            check: Check::Signed { revoked, claims },
+            interval_ms,
+        }
     }
 
     #[test]
@@ -695,7 +932,7 @@ mod tests {
                 i,
                 format!("t{}", i % 1000).as_bytes(),
                 rules(c"/d", 1000),
-                0,
+                at(0),
             );
         }
         let rounds = run_until(&mut reg, &mut store, 1025);
@@ -734,7 +971,7 @@ mod tests {
                 i,
                 token.as_bytes(),
                 rules(c"/d", 1000),
-                u64::from(i) * 17 % 2000,
+                at(u64::from(i) * 17 % 2000),
             );
         }
         // From then on, each token is looked up once per round it is due in, and once per
@@ -764,9 +1001,9 @@ mod tests {
                 let mut reg = Registry::new();
                 let tracked_at = k * 7919 % interval;
                 let id = reg
-                    .track(1u32, b"t", rules(c"/d", interval), tracked_at)
+                    .track(1u32, b"t", rules(c"/d", interval), at(tracked_at))
                     .id();
-                reg.track(2u32, b"u", rules(c"/d", interval), k);
+                reg.track(2u32, b"u", rules(c"/d", interval), at(k));
                 // Removed at a moment that walks across the interval, after a few rounds.
                 let removed = tracked_at + 3 * interval + k * interval / 40 + 1;
                 for (_, r) in run_until(&mut reg, &mut store, removed - 1) {
@@ -799,9 +1036,9 @@ mod tests {
         for i in 0..100u32 {
             let dir = if i % 2 == 0 { c"/a" } else { c"/b" };
             let token = format!("t{}", i % 10);
-            reg.track(i, token.as_bytes(), rules(dir, 1000), 0);
+            reg.track(i, token.as_bytes(), rules(dir, 1000), at(0));
         }
-        let r = reg.round(1000, 0, &mut store);
+        let r = reg.round(at_unix(1000, 0), &mut store);
         assert_eq!(r.checked, 100);
         assert!(r.close.is_empty() && r.unreadable.is_empty());
         assert_eq!(store.opens, 2, "one open per directory");
@@ -817,15 +1054,17 @@ mod tests {
         store.dirs.insert(b"/d".to_vec(), Ok(files));
         let mut reg = Registry::new();
         let aged = Rules {
-            dir: c"/d",
-            max_age_secs: Some(60),
+            check: Check::File {
+                dir: c"/d",
+                max_age_secs: Some(60),
+            },
             interval_ms: 1000,
         };
-        let gone = reg.track(1u32, b"gone", aged, 0).id();
-        let old = reg.track(2u32, b"old", aged, 0).id();
-        let new = reg.track(3u32, b"new", aged, 0).id();
-        let old_no_max_age = reg.track(4u32, b"old", rules(c"/d", 1000), 0).id();
-        let r = reg.round(1000, now, &mut store);
+        let gone = reg.track(1u32, b"gone", aged, at(0)).id();
+        let old = reg.track(2u32, b"old", aged, at(0)).id();
+        let new = reg.track(3u32, b"new", aged, at(0)).id();
+        let old_no_max_age = reg.track(4u32, b"old", rules(c"/d", 1000), at(0)).id();
+        let r = reg.round(at_unix(1000, now), &mut store);
         let close: Map<_, _> = r.close.into_iter().collect();
         assert_eq!(close.get(&gone), Some(&Ending::Revoked));
         assert_eq!(close.get(&old), Some(&Ending::Expired));
@@ -839,11 +1078,11 @@ mod tests {
         let mut store = Fake::default();
         store.dirs.insert(b"/locked".to_vec(), Err(13));
         let mut reg = Registry::new();
-        let a = reg.track(1u32, b"t", rules(c"/gone", 1000), 0).id();
-        let b = reg.track(2u32, b"u", rules(c"/gone", 1000), 0).id();
-        reg.track(3u32, b"t", rules(c"/locked", 1000), 0);
-        reg.track(4u32, b"u", rules(c"/locked", 1000), 0);
-        let r = reg.round(1000, 0, &mut store);
+        let a = reg.track(1u32, b"t", rules(c"/gone", 1000), at(0)).id();
+        let b = reg.track(2u32, b"u", rules(c"/gone", 1000), at(0)).id();
+        reg.track(3u32, b"t", rules(c"/locked", 1000), at(0));
+        reg.track(4u32, b"u", rules(c"/locked", 1000), at(0));
+        let r = reg.round(at_unix(1000, 0), &mut store);
         let closed: HashSet<_> = r.close.iter().copied().collect();
         assert_eq!(
             closed,
@@ -861,7 +1100,12 @@ mod tests {
         store.dirs.insert(b"/locked".to_vec(), Err(13));
         let mut reg = Registry::new();
         for i in 0..200u32 {
-            reg.track(i, format!("t{i}").as_bytes(), rules(c"/locked", 1000), 0);
+            reg.track(
+                i,
+                format!("t{i}").as_bytes(),
+                rules(c"/locked", 1000),
+                at(0),
+            );
         }
         let rounds = run_until(&mut reg, &mut store, 1025 + 3000);
         assert!(rounds.len() > 30, "{} rounds", rounds.len());
@@ -881,10 +1125,10 @@ mod tests {
     #[test]
     fn untracked_sessions_are_gone_and_ids_are_not_reused() {
         let mut reg = Registry::new();
-        let a = reg.track(7u32, b"t", rules(c"/d", 1000), 0).id();
+        let a = reg.track(7u32, b"t", rules(c"/d", 1000), at(0)).id();
         assert_eq!(reg.handle(a), Some(7));
         assert!(reg.untrack(a));
-        let taken = reg.track(8u32, b"t", rules(c"/d", 1000), 0).id();
+        let taken = reg.track(8u32, b"t", rules(c"/d", 1000), at(0)).id();
         assert_eq!(reg.take(taken), Some(8));
         assert_eq!(reg.take(taken), None, "taken once");
         assert!(!reg.untrack(taken), "the pool cleanup finds nothing left");
@@ -892,7 +1136,7 @@ mod tests {
         assert_eq!(reg.handle(a), None);
         assert!(reg.is_empty());
         assert_eq!(reg.next_due_ms(), None);
-        let b = reg.track(7u32, b"t", rules(c"/d", 1000), 0).id();
+        let b = reg.track(7u32, b"t", rules(c"/d", 1000), at(0)).id();
         assert_ne!(a, b);
     }
 
@@ -903,18 +1147,20 @@ mod tests {
         let files = Map::from([(b"t".to_vec(), 0)]);
         store.dirs.insert(b"/second".to_vec(), Ok(files));
         let mut reg = Registry::new();
-        let first = reg.track(1u32, b"t", rules(c"/first", 1000), 0);
+        let first = reg.track(1u32, b"t", rules(c"/first", 1000), at(0));
         let Tracked::New(id) = first else {
             panic!("{first:?}")
         };
         let aged = Rules {
-            dir: c"/second",
-            max_age_secs: Some(60),
+            check: Check::File {
+                dir: c"/second",
+                max_age_secs: Some(60),
+            },
             interval_ms: 300,
         };
         let before = reg.due_ms(id).unwrap();
         assert!(before > 25 && before <= 1025, "{before}");
-        assert_eq!(reg.track(1u32, b"t", aged, 100), Tracked::Updated(id));
+        assert_eq!(reg.track(1u32, b"t", aged, at(100)), Tracked::Updated(id));
         assert_eq!(reg.len(), 1, "one session per request");
         // Rescheduled on the new token's phase of the new interval: within 300 ms + 7 ms.
         let due = reg.due_ms(id).unwrap();
@@ -929,12 +1175,12 @@ mod tests {
         assert_eq!(due, next_check_ms(100, 300, seed));
         // Checked against the second location's directory, where the token still is (the
         // first one's is empty): kept, and looked up once.
-        let r = reg.round(due, 30, &mut store);
+        let r = reg.round(at_unix(due, 30), &mut store);
         assert!(r.close.is_empty(), "{r:?}");
         assert_eq!((r.checked, r.lookups, store.opens), (1, 1, 1));
         assert_eq!(reg.next_due_ms(), Some(due + 300));
         // ... and with its max_age.
-        let r = reg.round(due + 300, 100, &mut store);
+        let r = reg.round(at_unix(due + 300, 100), &mut store);
         assert_eq!(r.close, vec![(id, Ending::Expired)]);
         // The first token slot was freed when the session moved: nothing else is left.
         assert!(reg.untrack(id));
@@ -945,7 +1191,7 @@ mod tests {
         assert!(reg.groups.iter().all(Option::is_none));
         // The request is tracked anew once its session is gone.
         assert!(matches!(
-            reg.track(1u32, b"t", rules(c"/first", 1000), 700),
+            reg.track(1u32, b"t", rules(c"/first", 1000), at(700)),
             Tracked::New(other) if other != id
         ));
     }
@@ -953,17 +1199,17 @@ mod tests {
     #[test]
     fn a_stale_id_untracks_nothing() {
         let mut reg = Registry::new();
-        let a = reg.track(1u32, b"t", rules(c"/d", 1000), 0).id();
+        let a = reg.track(1u32, b"t", rules(c"/d", 1000), at(0)).id();
         // Taken for closing; the request stays (an HTTP/2 stream flushing) and is granted
         // again before its pool goes: a new session, whose id differs.
         assert_eq!(reg.take(a), Some(1));
-        let b = reg.track(1u32, b"t", rules(c"/d", 1000), 0);
+        let b = reg.track(1u32, b"t", rules(c"/d", 1000), at(0));
         assert!(matches!(b, Tracked::New(id) if id != a), "{b:?}");
         // The first session's cleanup, late, leaves the newer session alone.
         assert!(!reg.untrack(a));
         assert_eq!(reg.handle(b.id()), Some(1));
         assert_eq!(
-            reg.track(1u32, b"t", rules(c"/d", 1000), 0),
+            reg.track(1u32, b"t", rules(c"/d", 1000), at(0)),
             Tracked::Updated(b.id())
         );
         // Granted again with the same token and rules: still one group, one hold on the slot.
@@ -987,10 +1233,10 @@ mod tests {
         let files = Map::from([(b"b".to_vec(), 0)]);
         store.dirs.insert(b"/d".to_vec(), Ok(files));
         let mut reg = Registry::new();
-        let a1 = reg.track(1u32, b"a", rules(c"/d", 1000), 0).id();
-        let a2 = reg.track(2u32, b"a", rules(c"/d", 1000), 0).id();
+        let a1 = reg.track(1u32, b"a", rules(c"/d", 1000), at(0)).id();
+        let a2 = reg.track(2u32, b"a", rules(c"/d", 1000), at(0)).id();
         reg.untrack(a1);
-        let r = reg.round(1000, 0, &mut store);
+        let r = reg.round(at_unix(1000, 0), &mut store);
         assert_eq!(
             r.close,
             vec![(a2, Ending::Revoked)],
@@ -998,10 +1244,10 @@ mod tests {
         );
         reg.untrack(a2);
         // The freed slot is reused for another token; nothing of "a" is left in it.
-        let b = reg.track(3u32, b"b", rules(c"/d", 1000), 1000).id();
+        let b = reg.track(3u32, b"b", rules(c"/d", 1000), at(1000)).id();
         let due = reg.due_ms(b).unwrap();
         assert!(due > 1025 && due <= 2025, "{due}");
-        let r = reg.round(due, 0, &mut store);
+        let r = reg.round(at_unix(due, 0), &mut store);
         assert!(r.close.is_empty(), "{r:?}");
         assert_eq!((r.checked, r.lookups), (1, 1));
     }
@@ -1010,10 +1256,240 @@ mod tests {
     fn endings_map_to_statuses_and_lines() {
         assert_eq!(Ending::Revoked.status().as_str(), "session_revoked");
         assert_eq!(Ending::DirMissing.status().as_str(), "session_revoked");
+        assert_eq!(
+            Ending::RevocationDirMissing.status().as_str(),
+            "session_revoked"
+        );
         assert_eq!(Ending::Expired.status().as_str(), "session_expired");
         assert!(Ending::DirMissing
             .message()
-            .ends_with("token directory missing"));
+            .ends_with("closed session: token directory missing"));
+        assert_eq!(
+            Ending::RevocationDirMissing.message(),
+            "wcs_token_auth: closed session: revocation directory missing"
+        );
+        assert_eq!(DirKind::Tokens.name(), "token directory");
+        assert_eq!(DirKind::Revocations.name(), "revocation directory");
+    }
+
+    #[test]
+    fn a_signed_session_ends_the_moment_its_exp_is_reached_with_no_lookup() {
+        for interval in [50u64, 1000, 60_000] {
+            let mut store = Fake::default();
+            store.dirs.insert(b"/r".to_vec(), Ok(Map::new()));
+            let mut reg = Registry::new();
+            // Allowed at 95.5 s on the wall clock; expires at 100 s, 4.5 s later.
+            let wall_ms = 95_500;
+            let c = claims(100, Some(90), "j", "s");
+            let start = Now {
+                ms: 0,
+                unix_ms: wall_ms,
+            };
+            let revoked = reg.track(1u32, b"x", signed(Some(c"/r"), &c, interval), start);
+            let bare = reg.track(2u32, b"x", signed(None, &c, interval), start);
+            let rounds = run_with_wall(&mut reg, &mut store, 10_000, wall_ms, true);
+            let closing: Vec<_> = rounds.iter().filter(|(_, r)| !r.close.is_empty()).collect();
+            // A round at 4.5 s, when the wall clock reads 100 s: not a millisecond before, and
+            // not on the next phase (up to a minute later).
+            assert_eq!(closing.len(), 1, "interval {interval}: {rounds:?}");
+            let (closed_at, r) = closing[0];
+            assert_eq!(*closed_at, 4500, "interval {interval}");
+            let mut close = r.close.clone();
+            close.sort_by_key(|&(id, _)| id);
+            assert_eq!(
+                close,
+                vec![
+                    (revoked.id(), Ending::Expired),
+                    (bare.id(), Ending::Expired)
+                ]
+            );
+            assert_eq!(r.lookups, 0, "exp needs no lookup");
+            // Before it, the revocation directory was read on the token's phase; the session
+            // without one never opened anything.
+            let before = rounds.iter().filter(|(t, _)| *t < 4500);
+            let lookups: usize = before.map(|(_, r)| r.lookups).sum();
+            assert_eq!(store.opens, lookups);
+            if interval < 4500 {
+                assert!(lookups >= (4500 / interval - 1) as usize, "{lookups}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_round_on_a_lagging_wall_clock_checks_exp_again_when_it_is_reached() {
+        let mut store = Fake::default();
+        let mut reg = Registry::new();
+        let c = claims(100, None, "j", "s");
+        let id = reg
+            .track(1u32, b"x", signed(None, &c, 60_000), at_unix(0, 95))
+            .id();
+        assert_eq!(reg.due_ms(id), Some(5000));
+        // The timer fires at 5 s, but the wall clock reads 99.998 s.
+        let r = reg.round(
+            Now {
+                ms: 5000,
+                unix_ms: 99_998,
+            },
+            &mut store,
+        );
+        assert!(r.close.is_empty(), "{r:?}");
+        assert_eq!(
+            reg.due_ms(id),
+            Some(5002),
+            "when the wall clock reaches exp"
+        );
+        let r = reg.round(
+            Now {
+                ms: 5002,
+                unix_ms: 100_000,
+            },
+            &mut store,
+        );
+        assert_eq!(r.close, vec![(id, Ending::Expired)]);
+        // A far `exp` falls back to the phase.
+        let far = claims(i64::MAX, None, "j", "s");
+        let id = reg
+            .track(2u32, b"x", signed(None, &far, 1000), at_unix(0, 95))
+            .id();
+        let due = reg.due_ms(id).unwrap();
+        assert!(due > 25 && due <= 1025, "{due}");
+    }
+
+    #[test]
+    fn a_revocation_file_closes_the_signed_sessions_it_names_and_no_other() {
+        let mut store = Fake::default();
+        let files = Map::from([(b"sub.old".to_vec(), 49)]);
+        store.dirs.insert(b"/r".to_vec(), Ok(files));
+        let mut reg = Registry::new();
+        let (a, b) = (
+            claims(1000, Some(50), "a", "alice"),
+            claims(1000, Some(50), "b", "bob"),
+        );
+        let later = claims(1000, Some(60), "c", "alice");
+        let old = claims(1000, Some(50), "d", "old");
+        let mut ids = Vec::new();
+        for (h, c) in [(1u32, &a), (2, &a), (3, &b), (4, &later), (5, &old)] {
+            ids.push(reg.track(h, b"x", signed(Some(c"/r"), c, 1000), at(0)).id());
+        }
+        let r = reg.round(at_unix(1000, 55), &mut store);
+        assert!(
+            r.close.is_empty(),
+            "a sub. file older than iat revokes nothing: {r:?}"
+        );
+        assert_eq!(
+            (r.checked, r.lookups, store.opens),
+            (5, 4, 1),
+            "one lookup per claims"
+        );
+        // jti.a revokes both sessions of token a; sub.alice at 55 revokes alice's token
+        // issued at 50, not the one issued at 60.
+        if let Some(Ok(files)) = store.dirs.get_mut(b"/r".as_slice()) {
+            files.insert(b"jti.a".to_vec(), 55);
+            files.insert(b"sub.bob".to_vec(), 55);
+        }
+        let r = reg.round(at_unix(2000, 56), &mut store);
+        let closed: HashSet<_> = r.close.iter().copied().collect();
+        let expected = [ids[0], ids[1], ids[2]].map(|id| (id, Ending::Revoked));
+        assert_eq!(closed, HashSet::from(expected));
+        for id in &ids[..3] {
+            reg.untrack(*id);
+        }
+        if let Some(Ok(files)) = store.dirs.get_mut(b"/r".as_slice()) {
+            files.insert(b"sub.alice".to_vec(), 60);
+        }
+        let r = reg.round(at_unix(3000, 61), &mut store);
+        assert_eq!(
+            r.close,
+            vec![(ids[3], Ending::Revoked)],
+            "mtime not before iat"
+        );
+    }
+
+    #[test]
+    fn a_missing_revocation_directory_closes_signed_sessions_and_an_unreadable_one_keeps_them() {
+        let mut store = Fake::default();
+        store.dirs.insert(b"/locked".to_vec(), Err(13));
+        let mut reg = Registry::new();
+        let c = claims(1000, None, "j", "s");
+        // "/gone" is both a token directory and a revocation directory: the lines differ.
+        let file = reg.track(1u32, b"t", rules(c"/gone", 1000), at(0)).id();
+        let revoked = reg
+            .track(2u32, b"x", signed(Some(c"/gone"), &c, 1000), at(0))
+            .id();
+        let kept = reg
+            .track(3u32, b"x", signed(Some(c"/locked"), &c, 1000), at(0))
+            .id();
+        let bare = reg.track(4u32, b"x", signed(None, &c, 1000), at(0)).id();
+        let r = reg.round(at_unix(1000, 10), &mut store);
+        let closed: HashSet<_> = r.close.iter().copied().collect();
+        assert_eq!(
+            closed,
+            HashSet::from([
+                (file, Ending::DirMissing),
+                (revoked, Ending::RevocationDirMissing)
+            ])
+        );
+        assert_eq!(r.checked, 4);
+        assert_eq!(r.unreadable.len(), 1);
+        let u = &r.unreadable[0];
+        assert_eq!(
+            (u.dir.as_c_str(), u.kind),
+            (c"/locked", DirKind::Revocations)
+        );
+        assert_eq!(u.error.raw_os_error(), Some(13));
+        assert_eq!(
+            store.opens, 3,
+            "two /gone (one per kind), /locked; none for {bare}"
+        );
+        assert_eq!(reg.handle(kept), Some(3));
+        // Reported once per interval, while the sessions stay.
+        // Four more seconds: three or four reports (the first one at 1 s, then on the token's
+        // phase once at least 975 ms have passed).
+        let rounds = run_with_wall(&mut reg, &mut store, 5025, 10_000, true);
+        let reports = rounds
+            .iter()
+            .filter(|(_, r)| !r.unreadable.is_empty())
+            .count();
+        assert!((3..=4).contains(&reports), "{rounds:?}");
+        assert!(rounds
+            .iter()
+            .all(|(_, r)| r.unreadable.iter().all(|u| u.kind == DirKind::Revocations)));
+    }
+
+    #[test]
+    fn an_expired_signed_session_needs_no_directory() {
+        // Past exp, it closes as expired even where the revocation directory is gone.
+        let mut store = Fake::default();
+        let mut reg = Registry::new();
+        let c = claims(100, None, "j", "s");
+        let id = reg
+            .track(1u32, b"x", signed(Some(c"/gone"), &c, 1000), at(0))
+            .id();
+        let r = reg.round(at_unix(1000, 100), &mut store);
+        assert_eq!(r.close, vec![(id, Ending::Expired)]);
+        assert_eq!((store.opens, store.lookups), (0, 0));
+    }
+
+    #[test]
+    fn a_request_granted_again_with_a_signed_token_follows_its_claims() {
+        let mut store = Fake::default();
+        store
+            .dirs
+            .insert(b"/d".to_vec(), Ok(Map::from([(b"t".to_vec(), 0)])));
+        store
+            .dirs
+            .insert(b"/r".to_vec(), Ok(Map::from([(b"jti.j".to_vec(), 0)])));
+        let mut reg = Registry::new();
+        let id = reg.track(1u32, b"t", rules(c"/d", 1000), at(0)).id();
+        let c = claims(1000, None, "j", "s");
+        let again = reg.track(1u32, b"x", signed(Some(c"/r"), &c, 1000), at(10));
+        assert_eq!(again, Tracked::Updated(id));
+        let r = reg.round(at_unix(1100, 50), &mut store);
+        assert_eq!(r.close, vec![(id, Ending::Revoked)], "revoked by jti.j");
+        assert_eq!(store.opens, 1, "the token directory is not read any more");
+        assert!(reg.untrack(id));
+        assert!(reg.tokens.iter().all(Option::is_none) && reg.token_index.is_empty());
+        assert!(reg.schedule.is_empty() && reg.groups.iter().all(Option::is_none));
     }
 
     #[test]
@@ -1030,15 +1506,17 @@ mod tests {
             .unwrap();
         let mut reg = Registry::new();
         let aged = Rules {
-            dir: &dir,
-            max_age_secs: Some(60),
+            check: Check::File {
+                dir: &dir,
+                max_age_secs: Some(60),
+            },
             interval_ms: 1000,
         };
-        let keep = reg.track(1u32, b"keep", aged, 0).id();
-        let drop = reg.track(2u32, b"drop", aged, 0).id();
-        let link = reg.track(3u32, b"link", aged, 0).id();
+        let keep = reg.track(1u32, b"keep", aged, at(0)).id();
+        let drop = reg.track(2u32, b"drop", aged, at(0)).id();
+        let link = reg.track(3u32, b"link", aged, at(0)).id();
         fs::remove_file(d.path().join("tokens/drop")).unwrap();
-        let r = reg.round(1000, now_unix(), &mut FreshStore);
+        let r = reg.round(at_unix(1000, now_unix()), &mut FreshStore);
         let close: Map<_, _> = r.close.into_iter().collect();
         assert_eq!(close.len(), 2);
         assert_eq!(close.get(&drop), Some(&Ending::Revoked));
@@ -1052,21 +1530,72 @@ mod tests {
 
         old.set_modified(SystemTime::now() - Duration::from_secs(120))
             .unwrap();
-        let r = reg.round(2000, now_unix(), &mut FreshStore);
+        let r = reg.round(at_unix(2000, now_unix()), &mut FreshStore);
         assert_eq!(r.close, vec![(keep, Ending::Expired)]);
         old.set_modified(SystemTime::now()).unwrap();
-        let r = reg.round(3000, now_unix(), &mut FreshStore);
+        let r = reg.round(at_unix(3000, now_unix()), &mut FreshStore);
         assert!(r.close.is_empty(), "touch renews the lease");
 
         fs::rename(d.path().join("tokens"), d.path().join("moved")).unwrap();
-        let r = reg.round(4000, now_unix(), &mut FreshStore);
+        let r = reg.round(at_unix(4000, now_unix()), &mut FreshStore);
         assert_eq!(r.close, vec![(keep, Ending::DirMissing)]);
         fs::create_dir(d.path().join("tokens")).unwrap();
-        let r = reg.round(5000, now_unix(), &mut FreshStore);
+        let r = reg.round(at_unix(5000, now_unix()), &mut FreshStore);
         assert_eq!(
             r.close,
             vec![(keep, Ending::Revoked)],
             "a recreated directory is read anew"
         );
+    }
+
+    #[test]
+    fn fresh_store_reads_the_revocation_directory_as_it_is_now() {
+        let d = tempfile::tempdir().unwrap();
+        let revoked = d.path().join("revoked");
+        fs::create_dir(&revoked).unwrap();
+        let dir = cdir(&revoked);
+        let iat = now_unix() - 10;
+        let (a, b) = (
+            claims(i64::MAX, Some(iat), "a", "alice"),
+            claims(i64::MAX, Some(iat), "b", "bob"),
+        );
+        let linked = claims(i64::MAX, Some(iat), "l", "linked");
+        let mut reg = Registry::new();
+        let a = reg
+            .track(1u32, b"x", signed(Some(&dir), &a, 1000), at(0))
+            .id();
+        let b = reg
+            .track(2u32, b"x", signed(Some(&dir), &b, 1000), at(0))
+            .id();
+        let linked = reg
+            .track(3u32, b"x", signed(Some(&dir), &linked, 1000), at(0))
+            .id();
+        // bob's file is older than his token; a symlink never counts.
+        let sub_bob = fs::File::create(revoked.join("sub.bob")).unwrap();
+        sub_bob
+            .set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        fs::write(d.path().join("target"), "").unwrap();
+        std::os::unix::fs::symlink(d.path().join("target"), revoked.join("jti.l")).unwrap();
+        let r = reg.round(at_unix(1000, now_unix()), &mut FreshStore);
+        assert!(r.close.is_empty(), "{r:?}");
+        assert_eq!(r.lookups, 3);
+
+        fs::write(revoked.join("jti.a"), "").unwrap();
+        let r = reg.round(at_unix(2000, now_unix()), &mut FreshStore);
+        assert_eq!(r.close, vec![(a, Ending::Revoked)]);
+        reg.untrack(a);
+        sub_bob.set_modified(SystemTime::now()).unwrap();
+        let r = reg.round(at_unix(3000, now_unix()), &mut FreshStore);
+        assert_eq!(
+            r.close,
+            vec![(b, Ending::Revoked)],
+            "touch revokes bob's tokens"
+        );
+        reg.untrack(b);
+
+        fs::rename(&revoked, d.path().join("moved")).unwrap();
+        let r = reg.round(at_unix(4000, now_unix()), &mut FreshStore);
+        assert_eq!(r.close, vec![(linked, Ending::RevocationDirMissing)]);
     }
 }

@@ -427,10 +427,11 @@ pub fn is_signed_shape(value: &[u8]) -> bool {
     let Some((header, _, _)) = segments(value) else {
         return false;
     };
-    match URL_SAFE_NO_PAD.decode(header) {
-        Ok(json) => serde_json::from_slice::<AnyObject>(&json).is_ok(),
-        Err(_) => false,
-    }
+    // JSON text is UTF-8 (RFC 8259), which serde_json does not check in what it skips.
+    let Ok(json) = URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    std::str::from_utf8(&json).is_ok_and(|json| serde_json::from_str::<AnyObject>(json).is_ok())
 }
 
 /// Verifies `token`'s signature and claims at `unix_secs`; revocation is [`is_revoked`]'s.
@@ -479,6 +480,28 @@ pub fn verify(rules: &SignedRules, token: &[u8], unix_secs: i64) -> Result<Claim
     check_claims(rules, &payload, Some(unix_secs))
 }
 
+/// A NumericDate in whole seconds, both ways.
+#[derive(Clone, Copy)]
+struct Date {
+    floor: i64,
+    ceil: i64,
+}
+
+impl Date {
+    fn of(n: &serde_json::Number) -> Option<Date> {
+        if let Some(i) = n.as_i64() {
+            return Some(Date { floor: i, ceil: i });
+        }
+        // A fraction, or beyond i64: `as` saturates, so a date past i64 seconds is the end of
+        // time.
+        let f = n.as_f64()?;
+        Some(Date {
+            floor: f.floor() as i64,
+            ceil: f.ceil() as i64,
+        })
+    }
+}
+
 /// The claims the module reads, or why they are refused; time checks only with `now`.
 fn check_claims(
     rules: &SignedRules,
@@ -486,12 +509,12 @@ fn check_claims(
     now: Option<i64>,
 ) -> Result<Claims, SignedError> {
     let leeway = i64::try_from(rules.leeway_secs).unwrap_or(i64::MAX);
-    let date = |name: &str| -> Result<Option<f64>, SignedError> {
+    let date = |name: &str| -> Result<Option<Date>, SignedError> {
         match payload.get(name) {
             None => Ok(None),
             Some(v) => serde_json::from_str::<serde_json::Number>(v.get())
                 .ok()
-                .and_then(|n| n.as_f64())
+                .and_then(|n| Date::of(&n))
                 .map(Some)
                 .ok_or(SignedError::BadClaims),
         }
@@ -507,17 +530,16 @@ fn check_claims(
     let exp = date("exp")?.ok_or(SignedError::BadClaims)?;
     let nbf = date("nbf")?;
     let iat = date("iat")?;
-    // `as` saturates: a date beyond i64 seconds is the end of time.
-    let expires_at = (exp.floor() as i64).saturating_add(leeway);
+    let expires_at = exp.floor.saturating_add(leeway);
     if let Some(now) = now {
         if now >= expires_at {
             return Err(SignedError::Expired);
         }
         let late = now.saturating_add(leeway);
-        if nbf.is_some_and(|nbf| late < nbf.ceil() as i64) {
+        if nbf.is_some_and(|nbf| late < nbf.ceil) {
             return Err(SignedError::BadClaims);
         }
-        if iat.is_some_and(|iat| iat.ceil() as i64 > late) {
+        if iat.is_some_and(|iat| iat.ceil > late) {
             return Err(SignedError::BadClaims);
         }
     }
@@ -551,7 +573,7 @@ fn check_claims(
     };
     Ok(Claims {
         expires_at,
-        iat: iat.map(|iat| iat.floor() as i64),
+        iat: iat.map(|iat| iat.floor),
         jti_file: name("jti", jti)?,
         sub_file: name("sub", sub)?,
     })

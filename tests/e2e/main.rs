@@ -16,6 +16,8 @@ mod memory;
 mod origin;
 mod sessions;
 mod shared_token_store;
+mod signed_directives;
+mod signed_sessions;
 mod subrequests;
 mod token_auth;
 mod token_cli;

@@ -14,7 +14,7 @@ use std::fs;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use wcs_token_auth_core::session::{FreshStore, Registry, Rules};
+use wcs_token_auth_core::session::{Check, FreshStore, Now, Registry, Rules};
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args()
@@ -42,23 +42,30 @@ fn main() -> ExitCode {
     };
     let mut reg = Registry::new();
     let rules = Rules {
-        dir: &cdir,
-        max_age_secs: Some(86_400),
+        check: Check::File {
+            dir: &cdir,
+            max_age_secs: Some(86_400),
+        },
         interval_ms: 1000,
     };
-    for s in 0..sessions {
-        reg.track(s, token(s % tokens).as_bytes(), rules, 0);
-    }
-    let unix = std::time::SystemTime::now()
+    let unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| d.as_millis() as i64);
+    for s in 0..sessions {
+        reg.track(
+            s,
+            token(s % tokens).as_bytes(),
+            rules,
+            Now { ms: 0, unix_ms },
+        );
+    }
     // The first second settles the schedule (every session was allowed at 0); the rest is timed.
     let (from, until) = (1_000, (seconds as u64 + 1) * 1_000);
     let mut us = Vec::new();
     let (mut lookups, mut checked) = (0, 0);
     while let Some(now) = reg.next_due_ms().filter(|&due| due < until) {
         let start = Instant::now();
-        let round = reg.round(now, unix, &mut FreshStore);
+        let round = reg.round(Now { ms: now, unix_ms }, &mut FreshStore);
         let took = start.elapsed().as_secs_f64() * 1e6;
         if !round.close.is_empty() || !round.unreadable.is_empty() {
             eprintln!("session-round: unexpected round {round:?}");

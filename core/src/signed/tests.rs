@@ -342,6 +342,7 @@ fn shape() {
         format!("{}.a.b", b64(b"\"x\"")),
         format!("{}.a.b", b64(b"{")),
         format!("{}.a.b", b64(b"{} x")),
+        format!("{}.a.b", b64(b"{\"a\":\"\xe8\"}")),
         "e.a.b".into(),
         "abcdef-token.with.dots".into(),
     ] {
@@ -627,6 +628,22 @@ fn a_header_is_a_json_object_with_distinct_members() {
         let t = raw_hs(header, &c, SECRET);
         assert_eq!(check(&r, &t, NOW), Err(SignedError::Malformed), "{header}");
     }
+    // JSON is UTF-8, in strings too.
+    let message = format!(
+        "{}.{}",
+        b64(b"{\"alg\":\"HS256\",\"kid\":\"h\",\"x\":\"\xe8\"}"),
+        b64(c.as_bytes())
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_eq!(
+        check(&r, &format!("{message}.{sig}"), NOW),
+        Err(SignedError::Malformed)
+    );
     // Whitespace around the object is JSON.
     let spaced = raw_hs(" {\"alg\":\"HS256\",\"kid\":\"h\"} ", &c, SECRET);
     assert!(check(&r, &spaced, NOW).is_ok());
@@ -783,6 +800,9 @@ fn expired_from_exp_plus_leeway_on() {
         claims_at(&r, json!({"exp": -1}), NOW),
         Err(SignedError::Expired)
     );
+    // Integers are exact, also beyond f64's 53 bits.
+    let big = claims_at(&r, json!({"exp": 9_007_199_254_740_993i64}), NOW).unwrap();
+    assert_eq!(big.expires_at, 9_007_199_254_740_993);
     // Beyond i64 seconds is the end of time, not an overflow.
     let far = claims_at(&r, json!({"exp": 1e300}), NOW).unwrap();
     assert_eq!(far.expires_at, i64::MAX);
