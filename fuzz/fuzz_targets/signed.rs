@@ -5,7 +5,8 @@
 //! into a token), then a claim value. The input itself is also tried as a token.
 //!
 //! Properties: shape detection agrees with a reference written here (two dots, three
-//! non-empty base64url segments, the first decoding to a JSON object); no token is ever
+//! non-empty base64url segments, the first decoding to a JSON object) wherever the reference
+//! can judge (`serde_json::Value` holds every number of the header); no token is ever
 //! accepted by a key set the fuzzer cannot sign for (a random HMAC secret and public keys whose
 //! private halves were thrown away), even when it is HMAC-signed with those public keys'
 //! bytes; a token HMAC-signed with a known key is accepted only if its header names HS256 and
@@ -85,20 +86,34 @@ thread_local! {
     };
 }
 
-/// The shape rule, read independently of the code under test.
-fn shape_reference(v: &[u8]) -> bool {
+/// The shape rule, read independently of the code under test; `None` for a header whose
+/// numbers `serde_json::Value` cannot hold (JSON sets no range, so it is still an object).
+fn shape_reference(v: &[u8]) -> Option<bool> {
     let parts: Vec<&[u8]> = v.split(|&b| b == b'.').collect();
-    parts.len() == 3
+    let segments_ok = parts.len() == 3
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.iter()
                     .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        && URL_SAFE_NO_PAD
-            .decode(parts[0])
-            .ok()
-            .and_then(|j| serde_json::from_slice::<Value>(&j).ok())
-            .is_some_and(|h| h.is_object())
+        });
+    if !segments_ok {
+        return Some(false);
+    }
+    let Ok(json) = URL_SAFE_NO_PAD.decode(parts[0]) else {
+        return Some(false);
+    };
+    match serde_json::from_slice::<Value>(&json) {
+        Ok(h) => Some(h.is_object()),
+        Err(e) if e.to_string().starts_with("number out of range") => None,
+        Err(_) => Some(false),
+    }
+}
+
+fn shape_agrees(v: &[u8]) {
+    let got = signed::is_signed_shape(v);
+    if let Some(want) = shape_reference(v) {
+        assert_eq!(got, want, "shape of {}", v.escape_ascii());
+    }
 }
 
 fn hs256(message: &str, secret: &[u8]) -> String {
@@ -127,16 +142,28 @@ fn whole(v: &Value, round_up: bool) -> Option<i64> {
     Some(if round_up { f.ceil() } else { f.floor() } as i64)
 }
 
+/// `text` as a `serde_json::Value`; `None` only for a number out of its range.
+fn json(text: &[u8]) -> Option<Value> {
+    match serde_json::from_slice(text) {
+        Ok(v) => Some(v),
+        Err(e) if e.to_string().starts_with("number out of range") => None,
+        Err(e) => panic!("an accepted token has a JSON header and payload: {e}"),
+    }
+}
+
 /// What an accepted, known-key token must be.
 fn accepted_is_valid(r: &SignedRules, strict: bool, header: &[u8], payload: &[u8], token: &[u8]) {
     let Ok(c) = signed::verify(r, token, NOW) else {
         return;
     };
-    let h: Value = serde_json::from_slice(header).expect("an accepted header is JSON");
+    let (h, p) = match (json(header), json(payload)) {
+        (Some(h), Some(p)) => (h, p),
+        // A number beyond what the reference reads (accepted: JSON sets no range).
+        _ => return,
+    };
     assert_eq!(h.get("alg"), Some(&Value::from("HS256")));
     assert!(h.get("kid").is_none_or(|k| k == "k"));
     assert!(h.get("crit").is_none());
-    let p: Value = serde_json::from_slice(payload).expect("an accepted payload is JSON");
     let p = p.as_object().expect("an accepted payload is an object");
     let leeway = r.leeway_secs as i64;
     let exp = whole(&p["exp"], false).expect("exp is a number");
@@ -153,13 +180,10 @@ fn accepted_is_valid(r: &SignedRules, strict: bool, header: &[u8], payload: &[u8
         match p.get(name) {
             None => assert!(file.is_none()),
             Some(v) => {
-                let v = v.as_str().expect("jti and sub are strings");
-                assert_eq!(file, &signed::revocation_name(name, v));
+                let named = v.as_str().and_then(|v| signed::revocation_name(name, v));
+                assert_eq!(file, &named);
                 if strict {
-                    assert!(
-                        file.is_some(),
-                        "a name too long with a revocation directory"
-                    );
+                    assert!(file.is_some(), "no name with a revocation directory");
                 }
             }
         }
@@ -203,7 +227,7 @@ fn check_name(prefix: &str, value: &str) {
 
 fuzz_target!(|data: &[u8]| {
     SETS.with(|sets| {
-        assert_eq!(signed::is_signed_shape(data), shape_reference(data));
+        shape_agrees(data);
         never_accepted(sets, data);
 
         let f = fields(data);
@@ -211,10 +235,7 @@ fuzz_target!(|data: &[u8]| {
         let (header, payload, sig, value) = (part(0), part(1), part(2), part(3));
         let message = format!("{}.{}", b64(header), b64(payload));
         let token = format!("{message}.{}", b64(sig));
-        assert_eq!(
-            signed::is_signed_shape(token.as_bytes()),
-            shape_reference(token.as_bytes())
-        );
+        shape_agrees(token.as_bytes());
         never_accepted(sets, token.as_bytes());
         for secret in std::iter::once(KNOWN).chain(sets.public_bytes.iter().map(Vec::as_slice)) {
             never_accepted(sets, hs256(&message, secret).as_bytes());

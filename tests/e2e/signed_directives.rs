@@ -381,6 +381,28 @@ fn claim_variables_reach_the_upstream() {
 }
 
 #[test]
+fn an_auth_request_grant_gives_the_main_request_its_claims() {
+    let mock = MockWcs::start(false).unwrap();
+    let server = format!(
+        r#"location /api {{ auth_request /tokencheck;
+            proxy_set_header X-Sub "[$wcs_token_auth_claim_sub]"; proxy_pass {}; }}
+        location = /tokencheck {{ internal; wcs_token_auth jwks=jwks.json; empty_gif; }}"#,
+        mock.url()
+    );
+    let nginx = Nginx::start_in(prefix_with_keys(), "", &server);
+    let t = mint(json!({"exp": now() + 600, "sub": "bob"}));
+    let r = get_with(&nginx, "/api", &t);
+    assert_eq!(r.status, 200, "{}", nginx.prefix.error_log());
+    assert_eq!(header_values(&r.body, "X-Sub"), ["[bob]"], "{}", r.body);
+    let forged = mint_with(
+        b"not the key set's secret, 32 byte",
+        json!({"exp": now() + 600}),
+    );
+    assert_eq!(get_with(&nginx, "/api", &forged).status, 403);
+    assert_eq!(last_status(&nginx, 2), "bad_signature");
+}
+
+#[test]
 fn a_token_accepted_under_some_rules_is_verified_afresh_under_others() {
     let mock = MockWcs::start(false).unwrap();
     let u = mock.url();

@@ -179,7 +179,9 @@ fn asymmetric_alg_may_be_given_when_it_is_the_keys() {
     let mut ed = k.ed_jwk.clone();
     ed["alg"] = json!("EdDSA");
     ed["use"] = json!("sig");
-    assert!(parse(&set(&[ec, ed])).is_ok());
+    assert!(parse(&set(&[ec, ed.clone()])).is_ok());
+    ed["alg"] = json!("Ed25519");
+    assert!(parse(&set(&[ed])).is_ok());
 }
 
 fn refused(v: Value, want: &str) {
@@ -277,6 +279,12 @@ fn refuses_weak_or_broken_asymmetric_keys() {
         set(&[jwk]),
         "key \"s\": an RSA key must have at least 2048 bits, this one has 1024",
     );
+    // The verifier would refuse these on every request: nginx -t refuses them instead.
+    let huge = json!({"kty": "RSA", "kid": "big", "n": b64(&[0xC5; 520]), "e": "AQAB"});
+    refused(set(&[huge]), "key \"big\": not a usable RSA public key");
+    let mut e1 = keys().rsa_jwk.clone();
+    e1["e"] = json!("AQ");
+    refused(set(&[e1]), "not a usable RSA public key");
     let mut ec = keys().ec_jwk.clone();
     ec["y"] = ec["x"].clone();
     refused(set(&[ec]), "not a valid P-256 public key");
@@ -418,6 +426,22 @@ fn accepts_tokens_minted_by_jsonwebtoken_for_each_algorithm() {
         .unwrap();
         assert_eq!(check(&r, &t, NOW), Err(SignedError::BadSignature));
     }
+}
+
+#[test]
+fn eddsa_is_also_named_ed25519() {
+    // RFC 9864's fully-specified name for the same algorithm on the same key type.
+    let r = all_rules();
+    let t = mint(Algorithm::EdDSA, Some("d"), &exp());
+    let (_, rest) = t.split_once('.').unwrap();
+    let header = b64(br#"{"alg":"Ed25519","kid":"d"}"#);
+    let message = format!("{header}.{}", rest.rsplit_once('.').unwrap().0);
+    let key = EncodingKey::from_ed_der(&keys().ed_private);
+    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    assert!(check(&r, &format!("{message}.{sig}"), NOW).is_ok());
+    // Never for another key type.
+    let hs = raw_hs(r#"{"alg":"Ed25519","kid":"h"}"#, &exp().to_string(), SECRET);
+    assert_eq!(check(&r, &hs, NOW), Err(SignedError::BadSignature));
 }
 
 #[test]
@@ -932,12 +956,22 @@ fn revocation_names_in_claims() {
     let long_sub = json!({"exp": NOW + 60, "sub": "x".repeat(252)});
     assert_eq!(claims_at(&r, long_sub, NOW), Err(SignedError::BadClaims));
     assert!(claims_at(&r, c, NOW).is_ok());
-    // jti and sub are strings (RFC 7519); a number could not be revoked by name.
+    // A jti or sub that is not a string could not be revoked by name either.
     for c in [
         json!({"exp": NOW + 60, "sub": 1}),
         json!({"exp": NOW + 60, "jti": 1}),
+        json!({"exp": NOW + 60, "sub": null}),
+        json!({"exp": NOW + 60, "jti": ["a"]}),
     ] {
-        assert_eq!(claims_at(&r, c, NOW), Err(SignedError::BadClaims));
+        assert_eq!(
+            claims_at(&r, c.clone(), NOW),
+            Err(SignedError::BadClaims),
+            "{c}"
+        );
+        let mut without = r.clone();
+        without.revoked = None;
+        let got = claims_at(&without, c.clone(), NOW).unwrap();
+        assert_eq!((got.jti_file, got.sub_file), (None, None), "{c}");
     }
 }
 
