@@ -325,6 +325,7 @@ start_nginx() { # $1: prefix name, $2...: CPU placement
 worker_of() { # the worker's pid of the nginx in prefix $1
     local master
     master=$(cat "$1/logs/nginx.pid" 2>/dev/null) || return 0
+    [ -n "$master" ] || return 0 # the master is writing it
     pgrep -P "$master" | head -n 1
 }
 
