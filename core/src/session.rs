@@ -268,7 +268,9 @@ struct TokenSlot {
 impl TokenSlot {
     /// When a group of this token under `interval_ms` is next checked: on the token's phase,
     /// or at the signed token's `exp` if that comes first, so that the session ends then and
-    /// not up to an interval later.
+    /// not up to an interval later (a timer firing of its own, once in the token's life). The
+    /// phase stays as well: it is when revocations are seen, and it bounds the close if the
+    /// wall clock steps past `exp` ahead of the monotonic one.
     fn next_check_ms(&self, now: Now, interval_ms: u64) -> u64 {
         let on_phase = next_check_ms(now.ms, interval_ms, self.phase_seed);
         match self.subject.expires_at().and_then(|exp| now.when(exp)) {
@@ -1323,6 +1325,17 @@ mod tests {
         let id = reg
             .track(1u32, b"x", signed(None, &c, 60_000), at_unix(0, 95))
             .id();
+        // Its phase may come first: rounds then, on a wall clock in step, close nothing.
+        while let Some(due) = reg.due_ms(id).filter(|&due| due < 5000) {
+            let r = reg.round(
+                Now {
+                    ms: due,
+                    unix_ms: 95_000 + due as i64,
+                },
+                &mut store,
+            );
+            assert!(r.close.is_empty(), "{r:?}");
+        }
         assert_eq!(reg.due_ms(id), Some(5000));
         // The timer fires at 5 s, but the wall clock reads 99.998 s.
         let r = reg.round(
