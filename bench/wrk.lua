@@ -4,6 +4,7 @@
 --   random         a fresh random token that no directory holds (x + 31 characters)
 --   unique-random  like random but distinct across the whole run
 --   unique-valid   distinct valid tokens t0000000.. (run with -t1)
+--   list           the lines of WRK_TOKENS_FILE in turn (run with -t1)
 -- With WRK_LIMIT, the thread stops after that many responses and creates WRK_DONE_FILE:
 -- wrk itself still waits for its -d, so the caller interrupts it (SIGINT) when it sees the file.
 -- Every request also carries WRK_ORIGIN as Origin (a browser always sends one on an upgrade).
@@ -14,6 +15,7 @@ local origin = os.getenv("WRK_ORIGIN")
 local ntok = tonumber(os.getenv("WRK_NTOK") or "1000")
 local limit = tonumber(os.getenv("WRK_LIMIT") or "0")
 local counter, sent = 0, 0
+local list = {} -- mode list: the tokens
 local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 local nthread = 0
@@ -29,6 +31,9 @@ function init(args)
    end
    math.randomseed(os.time() * 1000 + (id or 0))
    counter = id or 0
+   if mode == "list" then
+      for line in io.lines(os.getenv("WRK_TOKENS_FILE")) do list[#list + 1] = line end
+   end
 end
 
 local function random_token()
@@ -49,6 +54,9 @@ local function token()
    elseif mode == "unique-random" then
       sent = sent + 1
       return string.format("r%d-%d-%s", id or 0, sent, random_token())
+   elseif mode == "list" then
+      sent = sent % #list + 1
+      return list[sent]
    elseif mode == "unique-valid" then
       local t = string.format("t%07d", sent) -- one thread (wrk -t1): no overlap
       sent = sent + 1

@@ -1,16 +1,21 @@
-//! `bench-table RESULTS [--machine TEXT] [--settings TEXT]`
+//! `bench-table RESULTS [--signed-only] [--machine TEXT] [--settings TEXT]`
 //!
 //! Turns the raw lines `bench/bench.sh` collected into the markdown report: one row per
 //! cell with the median over rounds (and min–max), the ratio to `none` computed within each
-//! round, the performance targets with their measured values, and a last machine-readable line
-//! `ratios: seed=.. module=.. auth_request=..` (static workload, hot token).
+//! round, the signed-token table, the performance targets with their measured values, and a
+//! last machine-readable line `ratios: seed=.. module=.. auth_request=.. signed=..` (static
+//! workload, hot token; signed: a cached ES256 token against a cached file token).
+//! `--signed-only` keeps the targets to the signed-token ones (`bench.sh --signed`).
 //!
 //! Input lines (whitespace-separated, `key=value` fields; others are ignored):
 //! - `GROUP:WORKLOAD:MODE:DIR:VARIANT ROUND requests=.. duration_us=.. p99_us=.. cpu_ns=..`
 //!   (wrk) or `... ROUND handshakes=.. seconds=.. p99_us=.. cpu_ns=..` (ws-load);
 //! - `memory rss0_kb=.. rss1_kb=.. rss2_kb=.. rss3_kb=.. flood=.. fill=.. cache_size=..`;
 //! - `memory_flood ... requests=..`, `memory_fill ...`, `memory_flood2 ...`;
-//! - `syscalls:VARIANT REQUESTS TOKEN_DIR_SYSCALLS ALL_SYSCALLS`.
+//! - `syscalls:VARIANT REQUESTS TOKEN_DIR_SYSCALLS ALL_SYSCALLS`;
+//! - signed tokens: cells `signed:static:cached:-:VARIANT` and `signed:static:uncached:-:VARIANT`
+//!   (VARIANT `none`, `module` for a file token, or an algorithm), `signed_token:ALG bytes=..`,
+//!   `signed_flood:ALG rss0_kb=.. rss1_kb=.. requests=.. non2xx=.. cpu_ns=..`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,6 +49,10 @@ struct Data {
     order: Vec<Cell>,
     memory: BTreeMap<String, BTreeMap<String, f64>>,
     syscalls: BTreeMap<String, (u64, u64, u64)>,
+    /// Signed-token algorithms in the order they appeared, with their token's length.
+    signed_tokens: Vec<(String, f64)>,
+    /// Forged-token floods per algorithm, in the order they ran.
+    signed_floods: Vec<(String, BTreeMap<String, f64>)>,
 }
 
 fn fields(words: &[&str]) -> BTreeMap<String, f64> {
@@ -66,6 +75,15 @@ fn parse(text: &str) -> Data {
             if let [reqs, dir, all] = n[..] {
                 d.syscalls.insert(variant.to_string(), (reqs, dir, all));
             }
+            continue;
+        }
+        if let Some(alg) = head.strip_prefix("signed_token:") {
+            let bytes = fields(rest).get("bytes").copied().unwrap_or(f64::NAN);
+            d.signed_tokens.push((alg.to_string(), bytes));
+            continue;
+        }
+        if let Some(alg) = head.strip_prefix("signed_flood:") {
+            d.signed_floods.push((alg.to_string(), fields(rest)));
             continue;
         }
         if head.starts_with("memory") {
@@ -178,6 +196,16 @@ impl Data {
         )
     }
 
+    /// Per-round difference of worker CPU time per request, `a` minus `b`, in µs.
+    fn cpu_minus(&self, a: &Cell, b: &Cell) -> Option<Stat> {
+        let (sa, sb) = (self.samples.get(a)?, self.samples.get(b)?);
+        stat(
+            sa.iter()
+                .filter_map(|(round, x)| sb.get(round).map(|y| x.cpu_us_per_req - y.cpu_us_per_req))
+                .collect(),
+        )
+    }
+
     fn of(&self, cell: &Cell, f: impl Fn(&Sample) -> f64) -> Option<Stat> {
         stat(self.samples.get(cell)?.values().map(f).collect())
     }
@@ -189,6 +217,8 @@ impl Data {
 
 fn mode_name(mode: &str) -> &str {
     match mode {
+        "cached" => "one hot token, cached",
+        "uncached" => "one hot token, cache off",
         "hot" => "one hot token",
         "rotate" => "1,000 rotating",
         "random" => "random invalid",
@@ -250,6 +280,71 @@ fn table(d: &Data, out: &mut String) {
             p99.median,
             cpu.median,
         );
+    }
+}
+
+/// Signed tokens on the static file: cached next to a cached file token, with the cache off,
+/// the verification's cost (the per-round difference of the worker's CPU time per request),
+/// and the forged-token floods.
+fn signed_tables(d: &Data, out: &mut String) {
+    let cell = |mode: &str, v: &str| d.find("signed", "static", mode, None, v);
+    let range = |s: Stat, digits: usize| {
+        format!(
+            "{:.digits$} ({:.digits$}–{:.digits$})",
+            s.median, s.min, s.max
+        )
+    };
+    if let Some(file) = cell("cached", "module") {
+        out.push_str("\n| token | bytes | cached: req/s | × cached file token | × by CPU | worker CPU µs/req | cache off: req/s | worker CPU µs/req | cache off − cached: µs/req |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for (v, bytes) in &d.signed_tokens {
+            let name = if v == "module" { "file token" } else { v };
+            let (cached, uncached) = (cell("cached", v), cell("uncached", v));
+            let rate = |c: Option<&Cell>| {
+                c.and_then(|c| d.of(c, |s| s.rate))
+                    .map_or("—".into(), |s| range(s, 0))
+            };
+            let cpu = |c: Option<&Cell>| {
+                c.and_then(|c| d.of(c, |s| s.cpu_us_per_req))
+                    .map_or("—".into(), |s| format!("{:.2}", s.median))
+            };
+            let ratio = cached
+                .and_then(|c| d.ratio(c, file))
+                .map_or("—".into(), |s| range(s, 3));
+            let cpu_ratio = cached
+                .and_then(|c| d.cpu_ratio(c, file))
+                .map_or("—".into(), |s| format!("{:.3}", s.median));
+            let verify = cached
+                .zip(uncached)
+                .and_then(|(c, u)| d.cpu_minus(u, c))
+                .map_or("—".into(), |s| range(s, 2));
+            let _ = writeln!(
+                out,
+                "| {name} | {bytes:.0} | {} | {ratio} | {cpu_ratio} | {} | {} | {} | {verify} |",
+                rate(cached),
+                cpu(cached),
+                rate(uncached),
+                cpu(uncached),
+            );
+        }
+    }
+    if !d.signed_floods.is_empty() {
+        out.push_str("\n| forged tokens (real `kid`) | count | refused | req/s | worker CPU µs/req | worker RSS before → after |\n");
+        out.push_str("|---|---|---|---|---|---|\n");
+        for (alg, f) in &d.signed_floods {
+            let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+            let reqs = g("requests");
+            let _ = writeln!(
+                out,
+                "| {alg} | {reqs:.0} | {:.0} | {:.0} | {:.2} | {:.0} → {:.0} KiB ({:+.0} KiB) |",
+                g("non2xx"),
+                reqs / (g("duration_us") / 1e6),
+                g("cpu_ns") / 1000.0 / reqs,
+                g("rss0_kb"),
+                g("rss1_kb"),
+                g("rss1_kb") - g("rss0_kb"),
+            );
+        }
     }
 }
 
@@ -399,18 +494,61 @@ fn targets(d: &Data) -> Vec<Target> {
     t
 }
 
+/// The signed-token targets: a cached signed token costs what a cached file token costs, and
+/// forged tokens leave nothing behind.
+fn signed_targets(d: &Data) -> Vec<Target> {
+    let cached = |v: &str| d.find("signed", "static", "cached", None, v);
+    let mut t: Vec<Target> = d
+        .signed_tokens
+        .iter()
+        .filter(|(v, _)| v != "module")
+        .map(|(alg, _)| {
+            ratio_target(
+                d,
+                &format!("static: a cached {alg} token ≥ 0.97 × a cached file token"),
+                cached(alg),
+                cached("module"),
+                0.97,
+            )
+        })
+        .collect();
+    for (alg, f) in &d.signed_floods {
+        let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+        let (reqs, growth) = (g("requests"), (g("rss1_kb") - g("rss0_kb")) * 1024.0);
+        t.push(Target {
+            name: format!(
+                "{alg}: forged tokens are all refused and leave nothing behind (RSS growth < 1 byte per token)"
+            ),
+            measured: format!(
+                "{:.0} refused of {reqs:.0}; RSS {:.0} → {:.0} KiB ({:+.0} KiB); {:.2} µs of worker CPU per token",
+                g("non2xx"),
+                g("rss0_kb"),
+                g("rss1_kb"),
+                growth / 1024.0,
+                g("cpu_ns") / 1000.0 / reqs,
+            ),
+            met: reqs
+                .is_finite()
+                .then_some(reqs > 0.0 && g("non2xx") == reqs && growth < reqs),
+        });
+    }
+    t
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut path, mut machine, mut settings) = (None, None, None);
+    let mut signed_only = false;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--signed-only" => signed_only = true,
             "--machine" => machine = args.next(),
             "--settings" => settings = args.next(),
             _ => path = Some(a),
         }
     }
     let Some(path) = path else {
-        eprintln!("usage: bench-table RESULTS [--machine TEXT] [--settings TEXT]");
+        eprintln!("usage: bench-table RESULTS [--signed-only] [--machine TEXT] [--settings TEXT]");
         return ExitCode::from(2);
     };
     let text = match std::fs::read_to_string(&path) {
@@ -429,8 +567,11 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "Settings: {s}\n");
     }
     table(&d, &mut out);
+    signed_tables(&d, &mut out);
     out.push_str("\n| target | measured | met |\n|---|---|---|\n");
-    for t in targets(&d) {
+    let mut all = if signed_only { Vec::new() } else { targets(&d) };
+    all.extend(signed_targets(&d));
+    for t in all {
         let met = match t.met {
             Some(true) => "yes",
             Some(false) => "**no**",
@@ -438,16 +579,24 @@ fn main() -> ExitCode {
         };
         let _ = writeln!(out, "| {} | {} | {met} |", t.name, t.measured);
     }
-    let r = |v: &str| {
-        let a = d.find("main", "static", "hot", None, v);
-        let b = d.find("main", "static", "hot", None, "none");
+    let ratio = |a: Option<&Cell>, b: Option<&Cell>| {
         a.zip(b)
             .and_then(|(a, b)| d.ratio(a, b))
             .map_or("NA".into(), |s| format!("{:.3}", s.median))
     };
+    let r = |v: &str| {
+        ratio(
+            d.find("main", "static", "hot", None, v),
+            d.find("main", "static", "hot", None, "none"),
+        )
+    };
+    let signed = ratio(
+        d.find("signed", "static", "cached", None, "ES256"),
+        d.find("signed", "static", "cached", None, "module"),
+    );
     let _ = writeln!(
         out,
-        "\nratios: seed={} module={} auth_request={}",
+        "\nratios: seed={} module={} auth_request={} signed={signed}",
         r("seed"),
         r("module"),
         r("auth_request")
@@ -518,6 +667,41 @@ garbage line
             .find(|t| t.name.starts_with("proxy: module ≥ 0.98"))
             .unwrap();
         assert_eq!(proxy.met, None, "not measured");
+    }
+
+    #[test]
+    fn signed_ratio_cost_and_flood() {
+        let d = parse(
+            "\
+signed_token:module bytes=8
+signed_token:ES256 bytes=242
+signed:static:cached:-:module 1 requests=1000 duration_us=1000000 p99_us=1 cpu_ns=5000000
+signed:static:cached:-:ES256 1 requests=980 duration_us=1000000 p99_us=1 cpu_ns=5100000
+signed:static:uncached:-:ES256 1 requests=100 duration_us=1000000 p99_us=1 cpu_ns=9000000
+signed:static:cached:-:module 2 requests=1000 duration_us=1000000 p99_us=1 cpu_ns=5000000
+signed:static:cached:-:ES256 2 requests=960 duration_us=1000000 p99_us=1 cpu_ns=5000000
+signed:static:uncached:-:ES256 2 requests=100 duration_us=1000000 p99_us=1 cpu_ns=8000000
+signed_flood:ES256 rss0_kb=1000 rss1_kb=1064 requests=100000 duration_us=1000000 non2xx=100000 cpu_ns=9000000000
+",
+        );
+        let t = signed_targets(&d);
+        assert_eq!(t.len(), 2, "one ratio, one flood");
+        assert!(t[0].measured.starts_with("0.970 "), "{}", t[0].measured);
+        assert_eq!(t[0].met, Some(true));
+        // 64 KiB over 1e5 tokens is under a byte each; every one refused.
+        assert_eq!(t[1].met, Some(true), "{}", t[1].measured);
+        let es = d
+            .find("signed", "static", "uncached", None, "ES256")
+            .unwrap();
+        let cached = d.find("signed", "static", "cached", None, "ES256").unwrap();
+        // Round 1: 90 - 5.204..; round 2: 80 - 5.208..: verification ≈ 75-85 µs.
+        let v = d.cpu_minus(es, cached).unwrap();
+        assert!((v.min - (80.0 - 5000.0 / 960.0)).abs() < 1e-9, "{v:?}");
+        let mut out = String::new();
+        signed_tables(&d, &mut out);
+        assert!(out.contains("| file token | 8 |"), "{out}");
+        let bad = parse("signed_flood:RS256 rss0_kb=1000 rss1_kb=2000 requests=100000 duration_us=1 non2xx=99999 cpu_ns=1\n");
+        assert_eq!(signed_targets(&bad)[0].met, Some(false));
     }
 
     #[test]
