@@ -46,6 +46,19 @@ impl Edge {
         (resp.status, status)
     }
 
+    /// The WebSocket this edge closed logged `status`, and its error log holds one `line`.
+    fn logged_one_closed_session(&self, status: &str, line: &str) {
+        let port = self.nginx.port;
+        let lines = self.nginx.access_lines(1);
+        let want = format!(" 101 status={status}");
+        assert!(
+            lines.iter().any(|l| l.contains(&want)),
+            "port {port}: {lines:?}"
+        );
+        let log = self.nginx.prefix.error_log();
+        assert_eq!(count_lines(&log, line), 1, "port {port}:\n{log}");
+    }
+
     fn expect(&self, what: &str, token: &str, code: u16, status: &str) {
         let got = self.status_of(token);
         assert_eq!(
@@ -256,20 +269,8 @@ fn sessions_on_both_edges_close_at_exp() {
         );
         eprintln!("edge {i}: closed {late:?} after exp");
     }
-    for (i, e) in edges.iter().enumerate() {
-        let lines = e.nginx.access_lines(1);
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(" 101 status=session_expired")),
-            "edge {i}: {lines:?}"
-        );
-        let log = e.nginx.prefix.error_log();
-        assert_eq!(
-            count_lines(&log, "closed session: token expired"),
-            1,
-            "edge {i}:\n{log}"
-        );
+    for e in &edges {
+        e.logged_one_closed_session("session_expired", "closed session: token expired");
         e.expect("the expired token afterwards", &token, 403, "expired_token");
     }
 }
@@ -312,19 +313,7 @@ fn a_sub_revocation_copied_to_both_edges_closes_their_sessions() {
         );
         eprintln!("edge {i}: session closed {took:?} after the sub. file");
     }
-    for (i, e) in edges.iter().enumerate() {
-        let lines = e.nginx.access_lines(1);
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(" 101 status=session_revoked")),
-            "edge {i}: {lines:?}"
-        );
-        let log = e.nginx.prefix.error_log();
-        assert_eq!(
-            count_lines(&log, "closed session: token revoked"),
-            1,
-            "edge {i}:\n{log}"
-        );
+    for e in &edges {
+        e.logged_one_closed_session("session_revoked", "closed session: token revoked");
     }
 }

@@ -47,7 +47,7 @@ fn issue(nginx: &Nginx) -> String {
 }
 
 /// Opens the WebSocket with the token; the status nginx logged for it.
-fn nginx_verdict(nginx: &Nginx, token: &str, requests_so_far: &mut usize) -> String {
+pub(crate) fn nginx_verdict(nginx: &Nginx, token: &str, requests_so_far: &mut usize) -> String {
     let (k, v) = cookie(token);
     if let Ok(mut ws) = nginx.ws("/wss", &[(k, &v)]) {
         assert_eq!(roundtrip(&mut ws, "ping"), "ping");

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::token_cli::cli_bin;
+use crate::token_cli::{cli_bin, nginx_verdict};
 
 fn run(args: &[&str]) -> Output {
     Command::new(cli_bin())
@@ -87,21 +87,6 @@ fn sign(private: &Path, extra: &[&str]) -> String {
     ];
     args.extend_from_slice(extra);
     ok(&args)
-}
-
-/// Opens the WebSocket with the token; the status nginx logged for it.
-fn nginx_verdict(nginx: &Nginx, token: &str, requests_so_far: &mut usize) -> String {
-    let (k, v) = cookie(token);
-    if let Ok(mut ws) = nginx.ws("/wss", &[(k, &v)]) {
-        assert_eq!(roundtrip(&mut ws, "ping"), "ping");
-        let _ = ws.close(None);
-    }
-    *requests_so_far += 1;
-    let lines = nginx.access_lines(*requests_so_far);
-    let line = lines
-        .get(*requests_so_far - 1)
-        .unwrap_or_else(|| panic!("no access log line: {lines:?}"));
-    line.rsplit("status=").next().unwrap_or("").to_string()
 }
 
 #[test]
