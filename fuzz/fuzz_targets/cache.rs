@@ -5,14 +5,15 @@
 //!
 //! Properties: every answer equals the model's; in particular `get` never returns an entry
 //! checked `ttl` or more ago (the revocation bound) nor one that was removed, never holds more
-//! than `capacity` tokens, never caches a token longer than 255 bytes, and a disabled cache
+//! than `capacity` tokens, never caches a token longer than 4,096 bytes, and a disabled cache
 //! (`ttl` or `capacity` 0) never answers.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use wcs_token_auth_core::cache::{Entry, TokenCache};
-use wcs_token_auth_core::token::MAX_LEN;
+// The longest token the cache holds: a signed token's limit, above a token file's 255 bytes.
+use wcs_token_auth_core::signed::MAX_LEN;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
