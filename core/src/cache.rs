@@ -299,9 +299,7 @@ mod tests {
         let hasher = KeyHasher::default();
         for name in patterns {
             let hashes: Vec<u64> = (0..10_000u32)
-                .map(|i| {
-                    with_key(0, name(i).as_bytes(), |key| hasher.hash_one(key)).unwrap()
-                })
+                .map(|i| with_key(0, name(i).as_bytes(), |key| hasher.hash_one(key)).unwrap())
                 .collect();
             let slots: HashSet<u64> = hashes.iter().map(|h| h & ((1 << 14) - 1)).collect();
             let tops: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
