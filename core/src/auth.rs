@@ -1,8 +1,9 @@
 //! The access decision, from the request's headers to the granted token or a [`Refusal`].
 //!
-//! Order matters: the Origin is checked first (it costs no system call), then the cookie and
-//! the token's shape (a malformed token never reaches the filesystem), then the cache, and
-//! only then the token directory, or the signature and the revocation directory.
+//! Order matters: the Origin is checked first (it costs no system call), then the cookie, the
+//! cache of signed tokens where these are accepted, the token's shape (a malformed token never
+//! reaches the filesystem), then the cache of token files, and only then the token directory,
+//! or the signature and the revocation directory.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -259,6 +260,16 @@ where
         return Err(Refusal::NoToken(cookie_name));
     }
     if let Some(sp) = &policy.signed {
+        // The cache first: only a value these same rules verified is found under their id,
+        // so a hit is a signed token without detecting its shape again (which costs more
+        // than the look-up).
+        if let Some(Entry::Signed { expires_at }) = cache.get(sp.id, value, clock.now_ms) {
+            if clock.unix_secs < expires_at {
+                return Ok(Grant::Signed(value));
+            }
+            cache.remove(sp.id, value);
+            return Err(Refusal::ExpiredToken(cookie_name));
+        }
         if signed::is_signed_shape(value) {
             return authorize_signed(sp, cookie_name, value, cache, clock);
         }
@@ -309,8 +320,8 @@ fn authorize_file<'a>(
     }
 }
 
-/// The signed path: the cache (its entry still ends at `exp`), else the signature and
-/// claims, then the revocation directory. Only accepted tokens are cached.
+/// The signed path after a cache miss (see [`authorize`]): the signature and claims, then the
+/// revocation directory. Only accepted tokens are cached.
 fn authorize_signed<'a>(
     sp: &'a SignedPolicy,
     cookie_name: &'a [u8],
@@ -320,19 +331,6 @@ fn authorize_signed<'a>(
 ) -> Result<Grant<'a>, Refusal<'a>> {
     if token.len() > signed::MAX_LEN {
         return Err(Refusal::MalformedToken(cookie_name));
-    }
-    if let Some(entry) = cache.get(sp.id, token, clock.now_ms) {
-        match entry {
-            Entry::Signed { expires_at } if clock.unix_secs < expires_at => {
-                return Ok(Grant::Signed(token));
-            }
-            Entry::Signed { .. } => {
-                cache.remove(sp.id, token);
-                return Err(Refusal::ExpiredToken(cookie_name));
-            }
-            // Not under a rules id; verified afresh below, which replaces it.
-            Entry::File { .. } => {}
-        }
     }
     // Only expiry and revocation end a token these rules accepted: its entry, stale now, goes.
     let claims = signed::verify(&sp.rules, token, clock.unix_secs).map_err(|e| match e {
@@ -798,6 +796,21 @@ mod tests {
             // The same rules id is trusted: that is why equal ids must mean equal rules.
             f.policy.signed.as_mut().unwrap().id = RULES;
             assert_eq!(f.status(&t, 2, NOW), Status::Allowed);
+        }
+
+        #[test]
+        fn a_hit_under_the_rules_id_skips_shape_detection() {
+            // Only verified tokens are ever stored under a rules id; this entry is planted to
+            // show that a hit is granted without the value being parsed again.
+            let mut f = Fixture::new(true);
+            let planted = "not-a-jws";
+            let entry = Entry::Signed {
+                expires_at: NOW + 1,
+            };
+            f.cache.insert(RULES, planted.as_bytes(), entry, 0);
+            assert_eq!(f.status(planted, 1, NOW), Status::Allowed);
+            assert_eq!(f.status(planted, 2, NOW + 1), Status::ExpiredToken);
+            assert_eq!(f.status(planted, 3, NOW + 1), Status::UnknownToken, "gone");
         }
 
         #[test]

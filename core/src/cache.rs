@@ -43,8 +43,9 @@ pub struct TokenCache {
 /// Longest token kept: a signed token is the longer kind.
 const MAX_TOKEN: usize = max(crate::token::MAX_LEN, crate::signed::MAX_LEN);
 
-/// Longest key: an id and the longest token.
-const MAX_KEY: usize = 4 + MAX_TOKEN;
+/// A key up to this long is built on the stack; a longer one (a large signed token) on the
+/// heap. Zeroing a buffer for the longest key costs more than a cached look-up itself.
+const INLINE_KEY: usize = 4 + 512;
 
 const fn max(a: usize, b: usize) -> usize {
     if a > b {
@@ -81,8 +82,7 @@ impl TokenCache {
     /// place, or removes it.
     pub fn get(&mut self, dir: u32, token: &[u8], now_ms: u64) -> Option<Entry> {
         let lru = self.lru.as_mut()?;
-        let mut buf = [0u8; MAX_KEY];
-        let cached = lru.get(make_key(&mut buf, dir, token)?)?;
+        let cached = with_key(dir, token, |key| lru.get(key).copied())??;
         let fresh = now_ms.saturating_sub(cached.checked_at_ms) < self.ttl_ms;
         fresh.then_some(cached.entry)
     }
@@ -92,28 +92,41 @@ impl TokenCache {
         let Some(lru) = self.lru.as_mut() else {
             return;
         };
-        let mut buf = [0u8; MAX_KEY];
-        let Some(key) = make_key(&mut buf, dir, token) else {
-            return;
-        };
         let cached = Cached {
             entry,
             checked_at_ms: now_ms,
         };
         // A new key at capacity takes the least recently used entry's place.
-        *lru.get_or_insert_mut_ref(key, || cached) = cached;
+        with_key(dir, token, |key| {
+            *lru.get_or_insert_mut_ref(key, || cached) = cached;
+        });
     }
 
     /// Forgets `token`, e.g. after its file was found gone or expired.
     pub fn remove(&mut self, dir: u32, token: &[u8]) {
-        let mut buf = [0u8; MAX_KEY];
-        if let (Some(lru), Some(key)) = (self.lru.as_mut(), make_key(&mut buf, dir, token)) {
-            lru.pop(key);
+        if let Some(lru) = self.lru.as_mut() {
+            with_key(dir, token, |key| lru.pop(key));
         }
     }
 }
 
-fn make_key<'b>(buf: &'b mut [u8; MAX_KEY], dir: u32, token: &[u8]) -> Option<&'b [u8]> {
+/// Calls `f` with the key for `token` under `dir`; `None` for a token longer than any kept.
+fn with_key<R>(dir: u32, token: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    if token.len() > MAX_TOKEN {
+        return None;
+    }
+    let mut buf = [0u8; INLINE_KEY];
+    if let Some(key) = make_key(&mut buf, dir, token) {
+        return Some(f(key));
+    }
+    let mut key = Vec::with_capacity(4 + token.len());
+    key.extend_from_slice(&dir.to_le_bytes());
+    key.extend_from_slice(token);
+    Some(f(&key))
+}
+
+/// The key in `buf`, or `None` when it does not fit.
+fn make_key<'b>(buf: &'b mut [u8], dir: u32, token: &[u8]) -> Option<&'b [u8]> {
     let (id, rest) = buf.split_first_chunk_mut::<4>()?;
     *id = dir.to_le_bytes();
     rest.get_mut(..token.len())?.copy_from_slice(token);
@@ -243,6 +256,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_on_either_side_of_the_stack_buffer_work_alike() {
+        let mut c = TokenCache::new(4, 1000);
+        let inline = [b'a'; INLINE_KEY - 4];
+        let heap = [b'a'; INLINE_KEY - 3];
+        c.insert(0, &inline, E, 0);
+        c.insert(0, &heap, Entry::File { mtime: 9 }, 0);
+        assert_eq!(c.get(0, &inline, 1), Some(E));
+        assert_eq!(c.get(0, &heap, 1), Some(Entry::File { mtime: 9 }));
+        c.remove(0, &heap);
+        assert_eq!(c.get(0, &heap, 1), None);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
     fn signed_entries_keep_their_end_and_their_rules() {
         let mut c = TokenCache::new(4, 1000);
         let s = Entry::Signed {
@@ -272,11 +299,7 @@ mod tests {
         let hasher = KeyHasher::default();
         for name in patterns {
             let hashes: Vec<u64> = (0..10_000u32)
-                .map(|i| {
-                    let mut buf = [0u8; MAX_KEY];
-                    let key = make_key(&mut buf, 0, name(i).as_bytes()).unwrap();
-                    hasher.hash_one(key)
-                })
+                .map(|i| with_key(0, name(i).as_bytes(), |key| hasher.hash_one(key)).unwrap())
                 .collect();
             let slots: HashSet<u64> = hashes.iter().map(|h| h & ((1 << 14) - 1)).collect();
             let tops: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();

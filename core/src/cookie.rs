@@ -21,9 +21,10 @@ where
 fn find_in_header<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let mut rest = header;
     loop {
-        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        // memchr: a signed token's hundreds of bytes are searched a word at a time.
+        let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
         let pair = &rest[..end];
-        if let Some(eq) = pair.iter().position(|&b| b == b'=') {
+        if let Some(eq) = memchr::memchr(b'=', pair) {
             if trim(&pair[..eq]) == name {
                 return Some(trim(&pair[eq + 1..]));
             }
