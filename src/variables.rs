@@ -95,14 +95,24 @@ pub unsafe fn set_granted_token(
     };
     // The verified bytes, copied: the token borrows the Cookie header's buffer, which the
     // client may write over later (see RequestCtx). A signed token is at most 4,096 bytes.
-    // SAFETY: main is valid; its pool lives until the main request is freed, after its last
-    // log line and after every subrequest, whose pool is this same pool.
-    let copy = unsafe { ngx_pnalloc((*main).pool, token.len()) }.cast::<u8>();
-    if copy.is_null() {
-        return Err(());
-    }
-    // SAFETY: copy has room for token.len() bytes and, fresh from the pool, overlaps nothing.
-    unsafe { ptr::copy_nonoverlapping(token.as_ptr(), copy, token.len()) };
+    // Subrequests decide with the main request's Cookie, so each one would copy the same
+    // token again: the main request's copy serves them all.
+    // SAFETY: main is valid; its ctx slot is null or a RequestCtx this function wrote.
+    let copy = match unsafe { granted_token(main) } {
+        Some(kept) if kept == token => kept.as_ptr().cast_mut(),
+        _ => {
+            // SAFETY: main is valid; its pool lives until the main request is freed, after
+            // its last log line and after every subrequest, whose pool is this same pool.
+            let copy = unsafe { ngx_pnalloc((*main).pool, token.len()) }.cast::<u8>();
+            if copy.is_null() {
+                return Err(());
+            }
+            // SAFETY: copy has room for token.len() bytes and, fresh from the pool,
+            // overlaps nothing.
+            unsafe { ptr::copy_nonoverlapping(token.as_ptr(), copy, token.len()) };
+            copy
+        }
+    };
     for q in [Some(r), (main != r).then_some(main)].into_iter().flatten() {
         // SAFETY: q is r or its main request, both valid; r->ctx has a slot per http module,
         // ours null or a RequestCtx that this function allocated.
