@@ -76,7 +76,7 @@ fn two_edges(mock: &MockWcs, keys: &Path, extra: &str) -> [Edge; 2] {
         let prefix = Prefix::new();
         fs::create_dir(prefix.path().join("revoked")).unwrap();
         let http = format!("wcs_token_auth_cache_ttl {CACHE_TTL_MS}ms;");
-        let server = signed_location(
+        let server = proxied_location(
             "/wss",
             &mock.url(),
             &format!("jwks={}", keys.display()),

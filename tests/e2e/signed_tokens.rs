@@ -49,7 +49,7 @@ impl Site {
         let jwks_arg = format!("jwks={}", p.join("conf/keys.json").display());
         let revoked = p.join("revoked");
         let server = [
-            signed_location(
+            proxied_location(
                 "/wss",
                 &up,
                 &jwks_arg,
@@ -60,9 +60,9 @@ impl Site {
                     revoked.display()
                 ),
             ),
-            signed_location("/plain", &up, &jwks_arg, ""),
-            signed_location("/leeway", &up, &jwks_arg, "wcs_token_auth_jwt_leeway 30s;"),
-            signed_location("/both", &up, &format!("tokens {jwks_arg}"), ""),
+            proxied_location("/plain", &up, &jwks_arg, ""),
+            proxied_location("/leeway", &up, &jwks_arg, "wcs_token_auth_jwt_leeway 30s;"),
+            proxied_location("/both", &up, &format!("tokens {jwks_arg}"), ""),
         ]
         .join("\n");
         let http = format!("large_client_header_buffers 4 32k;\n{http}");

@@ -62,7 +62,7 @@ fn keys(alg: &str) -> Keys {
 
 /// The article's location with signed tokens only: `jwks=` relative to the configuration's
 /// directory, as an operator writes it.
-fn signed_location(upstream: &str, extra: &str) -> String {
+fn proxied_location(upstream: &str, extra: &str) -> String {
     format!(
         r#"location /wss {{
             wcs_token_auth jwks=public.json;
@@ -95,14 +95,14 @@ fn a_key_set_of_each_algorithm_passes_nginx_t_and_its_tokens_open_the_websocket(
         let k = keys(alg);
         let mock = MockWcs::start(false).unwrap();
         k.prefix
-            .write_conf(free_port(), "", &signed_location(&mock.url(), ""));
+            .write_conf(free_port(), "", &proxied_location(&mock.url(), ""));
         let t = k.prefix.test_conf();
         assert!(
             t.status.success(),
             "{alg}: nginx -t: {}",
             String::from_utf8_lossy(&t.stderr)
         );
-        let nginx = Nginx::start_in(k.prefix, "", &signed_location(&mock.url(), ""));
+        let nginx = Nginx::start_in(k.prefix, "", &proxied_location(&mock.url(), ""));
         let token = sign(&k.private, &[]);
         let (name, value) = cookie(&token);
         let mut ws = nginx
@@ -122,7 +122,7 @@ fn the_private_set_fails_nginx_t_with_the_reason() {
     let k = keys("ES256");
     std::fs::copy(&k.private, &k.public).unwrap();
     k.prefix
-        .write_conf(free_port(), "", &signed_location("http://127.0.0.1:9", ""));
+        .write_conf(free_port(), "", &proxied_location("http://127.0.0.1:9", ""));
     let t = k.prefix.test_conf();
     let stderr = String::from_utf8_lossy(&t.stderr);
     assert!(!t.status.success(), "{stderr}");
@@ -146,7 +146,7 @@ fn revoked_by_sub_or_jti_is_refused_and_a_token_issued_later_works() {
     let nginx = Nginx::start_in(
         k.prefix,
         "wcs_token_auth_cache_ttl 0;",
-        &signed_location(&mock.url(), &extra),
+        &proxied_location(&mock.url(), &extra),
     );
     let mut n = 0;
     let before = sign(&private, &["--jti", "auto"]);
@@ -189,7 +189,7 @@ fn check_agrees_with_the_module() {
     let nginx = Nginx::start_in(
         k.prefix,
         "wcs_token_auth_cache_ttl 0;",
-        &signed_location(&mock.url(), &extra),
+        &proxied_location(&mock.url(), &extra),
     );
     let good = sign(&private, &["--iss", "backend"]);
     let short = ok(&[
@@ -267,7 +267,7 @@ fn rotation_with_jwks_add_and_remove_takes_effect_on_reload() {
     };
     let mock = MockWcs::start(false).unwrap();
     let http = "wcs_token_auth_cache_ttl 0;";
-    let server = signed_location(&mock.url(), "");
+    let server = proxied_location(&mock.url(), "");
     let mut nginx = Nginx::start_in(k.prefix, http, &server);
     let mut n = 0;
     let old = sign(&private, &[]);

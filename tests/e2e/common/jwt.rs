@@ -254,22 +254,6 @@ pub fn claims(sub: &str, ttl: i64) -> Value {
     json!({"sub": sub, "iat": now, "exp": now + ttl, "jti": format!("{sub}-{now}-{ttl}")})
 }
 
-/// A location that proxies to `upstream` with the module set to `auth` (the arguments of
-/// `wcs_token_auth`) and the `extra` directives.
-pub fn signed_location(path: &str, upstream: &str, auth: &str, extra: &str) -> String {
-    format!(
-        r#"location {path} {{
-            wcs_token_auth {auth};
-            {extra}
-            proxy_pass {upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_read_timeout 60s;
-        }}"#
-    )
-}
-
 /// The interoperability tools scripts/test.sh installs: PyJWT's Python and jose's
 /// node_modules. `None` (and a note) when neither variable is set; a test asked to use them
 /// fails when a path they name is missing.

@@ -201,9 +201,15 @@ http {{
 
 /// The location block most tests use: the article's, with the module switched on.
 pub fn wss_location(upstream: &str, extra: &str) -> String {
+    proxied_location("/wss", upstream, "tokens", extra)
+}
+
+/// A location that proxies to `upstream` with the module set to `auth` (the arguments of
+/// `wcs_token_auth`) and the `extra` directives.
+pub fn proxied_location(path: &str, upstream: &str, auth: &str, extra: &str) -> String {
     format!(
-        r#"location /wss {{
-            wcs_token_auth tokens;
+        r#"location {path} {{
+            wcs_token_auth {auth};
             {extra}
             proxy_pass {upstream};
             proxy_http_version 1.1;
